@@ -1,0 +1,55 @@
+# Two entry points: `make demo` and `make test`. Both install what they need themselves
+# (Debian/Ubuntu: apt as root, or through sudo), so they work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := erlang-nox prometheus prometheus-alertmanager python3-venv
+DEMO_LISTEN ?= 127.0.0.1:9925
+
+.PHONY: setup system-deps demo demo-stop test lint unit bench clean
+
+setup: system-deps $(VENV)/.installed
+
+# Installs only what is missing, so a prepared machine skips apt entirely.
+system-deps:
+	@missing=""; \
+	for tool in erl epmd prometheus promtool prometheus-alertmanager; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages (missing:$$missing)"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+	    $(APT_PACKAGES) >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: setup
+	@$(BIN)/python -m tests.mim_node.demo start
+	@trap '$(BIN)/python -m tests.mim_node.demo stop' EXIT; \
+	echo "agent: http://$(DEMO_LISTEN)/  metrics: http://$(DEMO_LISTEN)/metrics  (Ctrl-C stops both)"; \
+	$(BIN)/mongooseim-agent --config .demo/agent.toml --web.listen-address $(DEMO_LISTEN) \
+	  --log.format console
+
+demo-stop:
+	$(BIN)/python -m tests.mim_node.demo stop
+
+lint: setup
+	$(BIN)/ruff check agent tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/fd_sample.py
+	$(BIN)/python bench/footprint.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from mongooseim_agent.cli import main
+
+raise SystemExit(main())

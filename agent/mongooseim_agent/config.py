@@ -1,0 +1,170 @@
+"""One loader for agent.toml: frozen typed models, unknown keys rejected, errors name the key path.
+
+The cookie never passes through here: only the *path* of a cookie file is configured, and
+error messages quote values only for keys that cannot hold secrets.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/mongooseim-agent/agent.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/mongooseim-agent")
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """A configuration that must not start the agent; str() is the operator-facing text."""
+
+
+def _parse_duration(value: object) -> object:
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match is None:
+            raise ValueError("expected a duration such as 5, 2.5, '500ms', '15s' or '1m'")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration), Field(gt=0, le=86400)]
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class AgentSection(_Section):
+    state_dir: Path = DEFAULT_STATE_DIR
+
+
+class NodeSection(_Section):
+    # The node to watch, e.g. "mongooseim@localhost"; None = the single MongooseIM node here.
+    name: str | None = Field(default=None, pattern=r"^[^@\s]+(@[^@\s]+)?$")
+    release_root: Path | None = None
+    cookie_file: Path | None = None
+
+
+class FdsSection(_Section):
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    warning_ratio: Ratio = 0.8
+    critical_ratio: Ratio = 0.9
+    host_warning_ratio: Ratio = 0.8
+    host_critical_ratio: Ratio = 0.9
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FdsSection:
+        if self.warning_ratio > self.critical_ratio:
+            raise ValueError(
+                f"warning_ratio ({self.warning_ratio}) must not exceed "
+                f"critical_ratio ({self.critical_ratio})"
+            )
+        if self.host_warning_ratio > self.host_critical_ratio:
+            raise ValueError(
+                f"host_warning_ratio ({self.host_warning_ratio}) must not exceed "
+                f"host_critical_ratio ({self.host_critical_ratio})"
+            )
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
+            )
+        return self
+
+
+class Config(_Section):
+    agent: AgentSection = AgentSection()
+    node: NodeSection = NodeSection()
+    fds: FdsSection = FdsSection()
+
+
+LogFormat = Literal["json", "console"]
+
+_SECRET_KEYS = frozenset({"cookie", "password", "secret"})
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _describe(error: Any) -> str:
+    loc: tuple[int | str, ...] = tuple(error["loc"])
+    key = _path(loc)
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = sorted(parent.model_fields) if parent is not None else []
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        valid = f" (valid keys: {', '.join(known)})" if known else ""
+        return f"{key}: unknown key{hint}{valid}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if any(word in key for word in _SECRET_KEYS):
+        return f"{key}: {message}"
+    if error["type"] in {"model_type", "model_attributes_type"} and loc:
+        return f"{key}: expected a table, got {error['input']!r}"
+    if loc and "input" in error and not isinstance(error["input"], dict):
+        return f"{key}: {message} (got {error['input']!r})"
+    return f"{key}: {message}"
+
+
+def parse_config(document: dict[str, Any], source: str = "config") -> Config:
+    """Validate a parsed TOML document; ConfigError lists every bad key with its path."""
+    try:
+        return Config.model_validate(document)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"{source}: " + "\n  ".join(lines)) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Load `path`, or the default file when it exists, or built-in defaults.
+
+    An explicitly given path that does not exist is an error; the default path missing is not
+    (the agent runs on auto-discovered defaults).
+    """
+    explicit = path is not None
+    target = path if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{target}: no such file") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot read: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{target}: not UTF-8 text at byte {exc.start}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{target}: invalid TOML: {exc}") from None
+    return parse_config(document, str(target))

@@ -1,0 +1,176 @@
+"""The long-running agent: collectors on their intervals, the HTTP server, signals, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from mongooseim_agent import drain
+from mongooseim_agent.collectors.base import BackgroundCollector, Collector
+from mongooseim_agent.collectors.registry import build_collectors, contract
+from mongooseim_agent.config import Config, ConfigError, load_config
+from mongooseim_agent.exposition import StoreCollector, agent_samples
+from mongooseim_agent.http import ListenAddress, WebApp
+from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
+from mongooseim_agent.runner import CollectorRunner
+from mongooseim_agent.snapshot import Sample
+from mongooseim_agent.store import Readiness, Store
+
+CollectorFactory = Callable[[Config], list[Collector]]
+
+
+def default_factory(config: Config) -> list[Collector]:
+    locator = NodeLocator(release_root=config.node.release_root)
+    return build_collectors(config, NodeTracker(locator, config.node.name))
+
+
+@dataclass
+class _Generation:
+    """The collectors built from one config, and their tasks."""
+
+    config: Config
+    collectors: list[Collector]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None,
+        listen: list[ListenAddress],
+        factory: CollectorFactory = default_factory,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._config_path = config_path
+        self._listen = listen
+        self._factory = factory
+        self._wall = wall
+        self._store = Store()
+        self._log = structlog.get_logger("daemon")
+        self._generation = _Generation(config, [])
+        self._reload_ok = True
+        self._reload_time = wall()
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self.bound: list[tuple[str, int]] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StoreCollector(contract(), self._samples))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    @property
+    def config(self) -> Config:
+        return self._generation.config
+
+    def started(self) -> bool:
+        names = {c.name for c in self._generation.collectors}
+        return bool(names) and all(self._store.get(name) is not None for name in names)
+
+    def readiness(self) -> Readiness:
+        if not self.started():
+            return Readiness(False, ("agent starting: first collection not done",))
+        return self._store.readiness(drain.is_drained(self.config.agent.state_dir))
+
+    def _samples(self) -> Iterator[Sample]:
+        for snap in self._store:
+            yield from snap.samples
+        yield from agent_samples(self._store, self.readiness().ready)
+        yield Sample("mongooseim_agent_config_reload_success", 1 if self._reload_ok else 0)
+        yield Sample(
+            "mongooseim_agent_config_last_reload_success_timestamp_seconds", self._reload_time
+        )
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        runner = web.AppRunner(
+            WebApp(self._store, self.registry, self.readiness, self.started).build(),
+            access_log=None,
+        )
+        await runner.setup()
+        try:
+            await self._start_sites(runner)
+            self._start_generation(self._generation.config)
+            await self._stop.wait()
+            self._log.info("stopping")
+        finally:
+            await self._stop_generation()
+            await runner.cleanup()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    async def _start_sites(self, runner: web.AppRunner) -> None:
+        for address in self._listen:
+            site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+            await site.start()
+            server = site._server
+            for sock in getattr(server, "sockets", None) or ():
+                host, port = sock.getsockname()[:2]
+                self.bound.append((host, port))
+                self._log.info("listening", address=f"{host}:{port}")
+
+    def _start_generation(self, config: Config) -> None:
+        collectors = self._factory(config)
+        generation = _Generation(config, collectors)
+        for collector in collectors:
+            if isinstance(collector, BackgroundCollector):
+                generation.tasks.append(
+                    asyncio.create_task(collector.run(), name=f"{collector.name}-run")
+                )
+            runner = CollectorRunner(collector, self._store)
+            generation.tasks.append(
+                asyncio.create_task(runner.run_forever(), name=f"{collector.name}-collect")
+            )
+        for stale in {s.collector for s in self._store} - {c.name for c in collectors}:
+            self._store.forget(stale)
+        self._generation = generation
+        self._log.info("collectors started", collectors=[c.name for c in collectors])
+
+    async def _stop_generation(self) -> None:
+        generation = self._generation
+        for task in generation.tasks:
+            task.cancel()
+        for task in generation.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for collector in generation.collectors:
+            if isinstance(collector, BackgroundCollector):
+                try:
+                    await collector.close()
+                except Exception as exc:  # noqa: BLE001 - one bad close must not block the rest
+                    self._log.error("collector close failed", collector=collector.name,
+                                    error=str(exc))
+        generation.tasks.clear()
+
+    async def reload(self) -> bool:
+        """Re-read the config; a bad one is refused and the running one kept."""
+        async with self._reload_lock:
+            try:
+                config = load_config(self._config_path)
+            except ConfigError as exc:
+                self._reload_ok = False
+                self._log.error("config reload refused; keeping the running config",
+                                error=str(exc))
+                return False
+            await self._stop_generation()
+            self._start_generation(config)
+            self._reload_ok = True
+            self._reload_time = self._wall()
+            self._log.info("config reloaded")
+            return True

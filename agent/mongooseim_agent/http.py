@@ -1,0 +1,142 @@
+"""The agent's HTTP face: /metrics, /, /-/healthy, /-/ready, /node/ready."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from mongooseim_agent import __version__
+from mongooseim_agent.snapshot import Status
+from mongooseim_agent.store import Readiness, Store
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str | None  # None: every interface, as Go's ":9925" means
+    port: int
+
+    def __str__(self) -> str:
+        host = self.host or ""
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+def parse_listen_address(text: str) -> ListenAddress:
+    """`host:port`, `:port` or `[v6]:port`; ValueError names the bad value."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"--web.listen-address {text!r}: expected host:port or :port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"--web.listen-address {text!r}: port is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--web.listen-address {text!r}: port out of range")
+    return ListenAddress(host or None, port)
+
+
+_STATUS_CLASS = {
+    Status.OK: "ok",
+    Status.WARNING: "warning",
+    Status.CRITICAL: "critical",
+    Status.UNKNOWN: "unknown",
+}
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin-bottom:2em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+.ok{background:#dfd}.warning{background:#ffd}.critical{background:#fdd}.unknown{background:#eee}
+"""
+
+
+def render_landing(store: Store, readiness: Readiness, now: float) -> str:
+    esc = html.escape
+    rows = []
+    for snap in store:
+        state = "ok" if snap.ok else "critical"
+        age = f"{now - snap.timestamp:.1f}s ago" if snap.timestamp else "never"
+        rows.append(
+            f"<tr class={state}><td>{esc(snap.collector)}</td>"
+            f"<td>{'ok' if snap.ok else 'failed'}</td><td>{esc(age)}</td>"
+            f"<td>{snap.duration_seconds * 1000:.1f} ms</td><td>{esc(snap.error or '')}</td></tr>"
+        )
+    checks = []
+    for check in store.checks():
+        cls = _STATUS_CLASS[check.status]
+        checks.append(
+            f"<tr class={cls}><td>{esc(check.name)}</td><td>{check.status.name}</td>"
+            f"<td>{esc(check.summary)}</td><td>{esc(check.hint)}</td></tr>"
+        )
+    verdict = "ready" if readiness.ready else "NOT ready: " + "; ".join(readiness.reasons)
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>mongooseim-agent</title><style>{_STYLE}</style></head><body>"
+        f"<h1>mongooseim-agent {esc(__version__)}</h1>"
+        f"<p>Load balancer verdict (<a href=/node/ready>/node/ready</a>): {esc(verdict)}</p>"
+        "<h2>Checks</h2><table><tr><th>check</th><th>state</th><th>value</th>"
+        f"<th>what to do</th></tr>{''.join(checks)}</table>"
+        "<h2>Collectors</h2><table><tr><th>collector</th><th>last run</th><th>when</th>"
+        f"<th>took</th><th>error</th></tr>{''.join(rows)}</table>"
+        "<p><a href=/metrics>/metrics</a> · <a href=/-/healthy>/-/healthy</a> · "
+        "<a href=/-/ready>/-/ready</a></p></body></html>"
+    )
+
+
+class WebApp:
+    def __init__(
+        self,
+        store: Store,
+        registry: CollectorRegistry,
+        readiness: Callable[[], Readiness],
+        started: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._readiness = readiness
+        self._started = started
+        self._clock = clock
+
+    def build(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.landing)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/-/healthy", self.healthy)
+        app.router.add_get("/-/ready", self.ready)
+        app.router.add_get("/node/ready", self.node_ready)
+        app.router.add_route("HEAD", "/node/ready", self.node_ready)
+        return app
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(self._registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def landing(self, request: web.Request) -> web.Response:
+        page = render_landing(self._store, self._readiness(), self._clock())
+        return web.Response(text=page, content_type="text/html")
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def ready(self, request: web.Request) -> web.Response:
+        if self._started():
+            return web.Response(text="OK\n")
+        return web.Response(status=503, text="first collection not done yet\n")
+
+    async def node_ready(self, request: web.Request) -> web.Response:
+        verdict = self._readiness()
+        body = json.dumps({"ready": verdict.ready, "reasons": list(verdict.reasons)})
+        return web.Response(
+            status=200 if verdict.ready else 503, text=body + "\n",
+            content_type="application/json",
+        )

@@ -1,0 +1,78 @@
+"""The metric contract: every exposed name is declared once, with its type, help and labels."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+
+class Kind(enum.Enum):
+    GAUGE = "gauge"
+    COUNTER = "counter"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """A declared metric. Counter names carry their `_total` suffix here, as exposed."""
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+def gauge(name: str, help_text: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, Kind.GAUGE, help_text, labels)
+
+
+def counter(name: str, help_text: str, *labels: str) -> MetricSpec:
+    if not name.endswith("_total"):
+        raise ValueError(f"counter {name} must end in _total")
+    return MetricSpec(name, Kind.COUNTER, help_text, labels)
+
+
+AGENT_METRICS: tuple[MetricSpec, ...] = (
+    gauge("mongooseim_agent_build_info", "Agent version; always 1.", "version"),
+    gauge(
+        "mongooseim_agent_collector_success",
+        "1 if the collector's last run succeeded, 0 if it failed or timed out.",
+        "collector",
+    ),
+    gauge(
+        "mongooseim_agent_collector_duration_seconds",
+        "Duration of the collector's last run.",
+        "collector",
+    ),
+    gauge(
+        "mongooseim_agent_config_reload_success",
+        "1 if the last configuration reload (SIGHUP) succeeded.",
+    ),
+    gauge(
+        "mongooseim_agent_config_last_reload_success_timestamp_seconds",
+        "When the configuration was last loaded successfully.",
+    ),
+    gauge("mongooseim_node_ready", "What /node/ready answers: 1 ready, 0 not ready or drained."),
+)
+
+
+class Contract(Mapping[str, MetricSpec]):
+    """All declared metrics by name; a name declared twice is a programming error."""
+
+    def __init__(self, groups: Iterable[Iterable[MetricSpec]]) -> None:
+        specs: dict[str, MetricSpec] = {}
+        for group in groups:
+            for spec in group:
+                if spec.name in specs:
+                    raise ValueError(f"metric {spec.name} declared twice")
+                specs[spec.name] = spec
+        self._specs = specs
+
+    def __getitem__(self, name: str) -> MetricSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
