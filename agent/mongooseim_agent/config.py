@@ -95,6 +95,7 @@ class Config(_Section):
 
 LogFormat = Literal["json", "console"]
 
+_TYPE_REPR = re.compile(r" for <class '[^']*'>")
 _SECRET_KEYS = frozenset({"cookie", "password", "secret"})
 
 
@@ -123,10 +124,10 @@ def _describe(error: Any) -> str:
         parent = _model_at(loc[:-1])
         known = sorted(parent.model_fields) if parent is not None else []
         guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean '{guess[0]}'?" if guess else ""
-        valid = f" (valid keys: {', '.join(known)})" if known else ""
-        return f"{key}: unknown key{hint}{valid}"
-    message = str(error["msg"]).removeprefix("Value error, ")
+        if guess:
+            return f"{key}: unknown key; did you mean '{guess[0]}'?"
+        return f"{key}: unknown key (valid keys: {', '.join(known)})"
+    message = _TYPE_REPR.sub("", str(error["msg"]).removeprefix("Value error, "))
     if any(word in key for word in _SECRET_KEYS):
         return f"{key}: {message}"
     if error["type"] in {"model_type", "model_attributes_type"} and loc:

@@ -52,10 +52,16 @@ class FdCountUnavailable(Exception):
     """The kernel gave no st_size count and listing the fd directory was refused."""
 
 
-def count_open_fds(proc_root: Path, pid: int) -> int:
+def _stat_size(path: Path) -> int:
+    return os.stat(path).st_size
+
+
+def count_open_fds(
+    proc_root: Path, pid: int, stat_size: Callable[[Path], int] = _stat_size
+) -> int:
     """Open fds of `pid`: stat's st_size when the kernel reports it, else a listing."""
     fd_dir = proc_root / str(pid) / "fd"
-    size = os.stat(fd_dir).st_size
+    size = stat_size(fd_dir)
     if size > 0:
         return size
     try:
@@ -99,7 +105,9 @@ class FdCollector:
         tracker: NodeTracker,
         proc_root: Path = Path("/proc"),
         clock_ticks: Callable[[], int] = lambda: os.sysconf("SC_CLK_TCK"),
+        count_fds: Callable[[Path, int], int] = count_open_fds,
     ) -> None:
+        self._count_fds = count_fds
         self.interval = settings.interval
         self.timeout = settings.timeout
         self._settings = settings
@@ -123,7 +131,7 @@ class FdCollector:
             open_fds: int | None = None
             fd_error: str | None = None
             try:
-                open_fds = count_open_fds(self._proc, node.pid)
+                open_fds = self._count_fds(self._proc, node.pid)
             except FdCountUnavailable as exc:
                 fd_error = str(exc)
             btime = procfs.parse_btime((self._proc / "stat").read_text())

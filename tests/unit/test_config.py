@@ -1,0 +1,94 @@
+"""Bad configs are refused with the key path and the bad value, before anything starts."""
+
+from pathlib import Path
+
+import pytest
+
+from mongooseim_agent.config import Config, ConfigError, load_config, parse_config
+
+BAD_CONFIGS = [
+    (
+        "[fds]\nintervl = 3\n",
+        "fds.intervl: unknown key; did you mean 'interval'?",
+    ),
+    (
+        "[nod]\nname = 'x'\n",
+        "nod: unknown key; did you mean 'node'?",
+    ),
+    (
+        "[fds]\ninterval = 'soon'\n",
+        "fds.interval: expected a duration such as 5, 2.5, '500ms', '15s' or '1m' (got 'soon')",
+    ),
+    (
+        "[fds]\ninterval = -1\n",
+        "fds.interval: Input should be greater than 0 (got -1)",
+    ),
+    (
+        "[fds]\nwarning_ratio = 0.95\n",
+        "fds: warning_ratio (0.95) must not exceed critical_ratio (0.9)",
+    ),
+    (
+        "[fds]\ncritical_ratio = 1.5\n",
+        "fds.critical_ratio: Input should be less than or equal to 1 (got 1.5)",
+    ),
+    (
+        "[fds]\ninterval = '1s'\ntimeout = '2s'\n",
+        "fds: timeout (2.0) must not exceed interval (1.0)",
+    ),
+    (
+        "fds = 3\n",
+        "fds: expected a table, got 3",
+    ),
+    (
+        "[agent]\nstate_dir = 5\n",
+        "agent.state_dir: Input is not a valid path (got 5)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CONFIGS)
+def test_bad_config_names_key_and_value(tmp_path: Path, text: str, message: str) -> None:
+    """Each bad config raises ConfigError whose text names the file, key path and value."""
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_all_errors_reported_at_once() -> None:
+    """Two bad keys give two lines, so an operator fixes the file in one pass."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"fds": {"interval": 0, "bogus": 1}}, "f.toml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert "fds.interval" in lines[0]
+    assert "fds.bogus: unknown key" in lines[1]
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    """Syntax errors and a missing explicit file are ConfigErrors naming the file."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fds\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"nope\.toml: no such file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_durations_and_defaults() -> None:
+    """Durations accept seconds or units; omitted sections take defaults; models are frozen."""
+    config = parse_config({"fds": {"interval": "1m", "timeout": "500ms"}})
+    assert config.fds.interval == 60.0
+    assert config.fds.timeout == 0.5
+    assert config.node.name is None
+    with pytest.raises(ValueError, match="frozen"):
+        config.fds.interval = 1  # type: ignore[misc]
+    assert Config() == parse_config({})
+
+
+def test_unknown_key_without_close_match_lists_valid_keys() -> None:
+    """With no near miss, the error lists what the section accepts."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"agent": {"zzz": 1}}, "f.toml")
+    assert str(info.value) == "f.toml: agent.zzz: unknown key (valid keys: state_dir)"
