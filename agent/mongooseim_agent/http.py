@@ -113,7 +113,6 @@ class WebApp:
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
         app.router.add_get("/node/ready", self.node_ready)
-        app.router.add_route("HEAD", "/node/ready", self.node_ready)
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -1,0 +1,174 @@
+"""The real agent against a real beam.smp: exact fd counts, limits, restarts, unprivileged."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import shutil
+import tempfile
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mongooseim_agent import procfs
+from tests.support.agentproc import AgentProcess, Series, value
+from tests.support.beam import HoldingBeam
+from tests.support.require import require_binary
+
+pytestmark = pytest.mark.integration
+
+
+def _config(tmp_path: Path, node: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[agent]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[node]\nname = "{node}"\n[fds]\ninterval = "200ms"\ntimeout = "200ms"\n'
+    )
+    return path
+
+
+def _node_name(beam: HoldingBeam) -> str:
+    return f"{beam.sname}@{socket.gethostname().split('.')[0]}"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    require_binary("erl")
+    yield tmp_path
+
+
+@pytest.fixture
+def agents() -> Iterator[list[AgentProcess]]:
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop()
+
+
+@pytest.fixture
+def beams() -> Iterator[list[HoldingBeam]]:
+    started: list[HoldingBeam] = []
+    yield started
+    for beam in started:
+        beam.stop()
+
+
+def _fds_match(beam: HoldingBeam, node: str) -> Callable[[Series], bool]:
+    def predicate(series: Series) -> bool:
+        return value(series, "mongooseim_process_open_fds", node=node) == beam.open_fds()
+
+    return predicate
+
+
+@pytest.mark.parametrize("held", [100, "hard"])
+def test_exact_open_fds_and_both_limits(
+    workdir: Path, agents: list[AgentProcess], beams: list[HoldingBeam], held: int | str
+) -> None:
+    """/metrics reports the beam's exact open fd count, up to near its hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    count = soft - 64 if held == "hard" else int(held)
+    beam = HoldingBeam(count, workdir)
+    beams.append(beam)
+    node = _node_name(beam)
+    agent = AgentProcess(_config(workdir, node))
+    agents.append(agent)
+    series = agent.poll_metrics(_fds_match(beam, node))
+    assert value(series, "mongooseim_process_open_fds", node=node) == beam.open_fds()
+    assert beam.open_fds() >= count
+    limits = procfs.parse_nofile(Path(f"/proc/{beam.pid}/limits").read_text())
+    assert value(series, "mongooseim_process_max_fds", node=node) == limits.soft
+    assert value(series, "mongooseim_process_max_fds_hard", node=node) == limits.hard
+    assert value(series, "mongooseim_node_up", node=node) == 1
+    assert value(series, "mongooseim_vm_port_limit_configured", node=node) == 4096
+    assert value(series, "mongooseim_agent_collector_success", collector="fds") == 1
+
+
+def test_node_restart_is_followed(
+    workdir: Path, agents: list[AgentProcess], beams: list[HoldingBeam]
+) -> None:
+    """Killing the node gives node_up 0 and no process series; its restart is picked up."""
+    first = HoldingBeam(50, workdir / "a")
+    beams.append(first)
+    node = _node_name(first)
+    agent = AgentProcess(_config(workdir, node))
+    agents.append(agent)
+    series = agent.poll_metrics(_fds_match(first, node))
+    started = value(series, "mongooseim_node_start_time_seconds", node=node)
+    first.stop()
+    down = agent.poll_metrics(lambda s: value(s, "mongooseim_node_up", node=node) == 0)
+    assert value(down, "mongooseim_node_up", node=node) == 0
+    assert value(down, "mongooseim_process_open_fds", node=node) is None
+    assert value(down, "mongooseim_node_ready") == 0
+    second = HoldingBeam(300, workdir / "b", sname=first.sname)
+    beams.append(second)
+    series = agent.poll_metrics(_fds_match(second, node))
+    assert value(series, "mongooseim_process_open_fds", node=node) == second.open_fds()
+    assert value(series, "mongooseim_node_up", node=node) == 1
+    assert value(series, "mongooseim_node_start_time_seconds", node=node) != started
+
+
+def test_sighup_reload_refuses_bad_config_and_applies_good_one(
+    workdir: Path, agents: list[AgentProcess], beams: list[HoldingBeam]
+) -> None:
+    """A bad config on SIGHUP is refused and logged; the old one keeps serving; a good one
+    re-points the agent."""
+    first = HoldingBeam(10, workdir / "a")
+    second = HoldingBeam(20, workdir / "b")
+    beams.extend([first, second])
+    config = _config(workdir, _node_name(first))
+    agent = AgentProcess(config)
+    agents.append(agent)
+    agent.poll_metrics(_fds_match(first, _node_name(first)))
+    config.write_text("[fds]\nintervl = 1\n")
+    agent.signal(signal.SIGHUP)
+    refused = agent.wait_log("config reload refused; keeping the running config")
+    assert "fds.intervl: unknown key; did you mean 'interval'?" in refused["error"]
+    series = agent.metrics()
+    assert value(series, "mongooseim_agent_config_reload_success") == 0
+    assert value(series, "mongooseim_node_up", node=_node_name(first)) == 1
+    _config(workdir, _node_name(second))
+    agent.signal(signal.SIGHUP)
+    agent.wait_log("config reloaded")
+    series = agent.poll_metrics(_fds_match(second, _node_name(second)))
+    assert value(series, "mongooseim_process_open_fds", node=_node_name(second)) == (
+        second.open_fds()
+    )
+    assert value(series, "mongooseim_agent_config_reload_success") == 1
+    assert agent.stop() == 0
+
+
+def test_unprivileged_agent_reads_fds_and_limits_of_root_node(
+    workdir: Path, agents: list[AgentProcess], beams: list[HoldingBeam]
+) -> None:
+    """As nobody, stat(/proc/PID/fd) and /proc/PID/limits still work; listing does not."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("setpriv (util-linux) is required")
+    beam = HoldingBeam(200, workdir)
+    beams.append(beam)
+    node = _node_name(beam)
+    # pytest's tmp dirs are private to root; nobody needs a readable config.
+    public = Path(tempfile.mkdtemp(prefix="agent-unpriv-"))
+    try:
+        public.chmod(0o755)
+        config = _config(public, node)
+        config.chmod(0o644)
+        _scrape_as_nobody(setpriv, config, beam, node, agents)
+    finally:
+        shutil.rmtree(public)
+
+
+def _scrape_as_nobody(
+    setpriv: str, config: Path, beam: HoldingBeam, node: str, agents: list[AgentProcess]
+) -> None:
+    agent = AgentProcess(
+        config, prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    )
+    agents.append(agent)
+    series = agent.poll_metrics(_fds_match(beam, node))
+    assert value(series, "mongooseim_process_open_fds", node=node) == beam.open_fds()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert value(series, "mongooseim_process_max_fds", node=node) == soft
+    assert value(series, "mongooseim_process_max_fds_hard", node=node) == hard
