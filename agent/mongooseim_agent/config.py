@@ -18,12 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 DEFAULT_CONFIG_PATH = Path("/etc/mongooseim-agent/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/mongooseim-agent")
 
+_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -55,9 +57,16 @@ class AgentSection(_Section):
 
 class NodeSection(_Section):
     # The node to watch, e.g. "mongooseim@localhost"; None = the single MongooseIM node here.
-    name: str | None = Field(default=None, pattern=r"^[^@\s]+(@[^@\s]+)?$")
+    name: str | None = None
     release_root: Path | None = None
     cookie_file: Path | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _node_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NODE_NAME_RE.match(value):
+            raise ValueError("expected a node name such as mongooseim@localhost")
+        return value
 
 
 class FdsSection(_Section):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import resource
-import signal
 import shutil
-import tempfile
+import signal
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def test_exact_open_fds_and_both_limits(
     workdir: Path, agents: list[AgentProcess], beams: list[HoldingBeam], held: int | str
 ) -> None:
     """/metrics reports the beam's exact open fd count, up to near its hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     count = soft - 64 if held == "hard" else int(held)
     beam = HoldingBeam(count, workdir)
     beams.append(beam)

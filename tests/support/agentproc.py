@@ -74,7 +74,9 @@ class AgentProcess:
                 line = self._lines.get(timeout=min(remaining, 0.5))
             except queue.Empty:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"agent exited {self.proc.returncode}: {self.logs}")
+                    raise RuntimeError(
+                        f"agent exited {self.proc.returncode}: {self.logs}"
+                    ) from None
                 continue
             self.logs.append(line)
             if line.get("event") == event:
@@ -85,7 +87,7 @@ class AgentProcess:
         if accept:
             request.add_header("Accept", accept)
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - http only
                 return response.status, response.headers["Content-Type"], response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers["Content-Type"], exc.read().decode()

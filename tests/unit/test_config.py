@@ -36,6 +36,11 @@ BAD_CONFIGS = [
         "fds: timeout (2.0) must not exceed interval (1.0)",
     ),
     (
+        "[node]\nname = 'mongooseim@host one'\n",
+        "node.name: expected a node name such as mongooseim@localhost "
+        "(got 'mongooseim@host one')",
+    ),
+    (
         "fds = 3\n",
         "fds: expected a table, got 3",
     ),
