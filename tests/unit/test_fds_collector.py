@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mongooseim_agent.collectors.fds import FdCollector, FdCountUnavailable, count_open_fds
+from mongooseim_agent.collectors.fds import FdCollector, count_open_fds
 from mongooseim_agent.config import FdsSection
 from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
 from mongooseim_agent.snapshot import Snapshot, Status
