@@ -52,15 +52,16 @@ class FdCountUnavailable(Exception):
     """The kernel gave no st_size count and listing the fd directory was refused."""
 
 
-def _stat_size(path: Path) -> int:
+def _stat_size(path: str) -> int:
     return os.stat(path).st_size
 
 
 def count_open_fds(
-    proc_root: Path, pid: int, stat_size: Callable[[Path], int] = _stat_size
+    proc_root: Path, pid: int, stat_size: Callable[[str], int] = _stat_size
 ) -> int:
     """Open fds of `pid`: stat's st_size when the kernel reports it, else a listing."""
-    fd_dir = proc_root / str(pid) / "fd"
+    # A str path: building a Path costs more than the stat itself.
+    fd_dir = f"{proc_root}/{pid}/fd"
     size = stat_size(fd_dir)
     if size > 0:
         return size
