@@ -4,7 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := erlang-nox prometheus prometheus-alertmanager python3-venv
+# tool:package pairs; only the packages of missing tools are installed.
+APT_TOOLS := erl:erlang-nox epmd:erlang-nox prometheus:prometheus promtool:prometheus \
+  prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd setpriv:util-linux
 DEMO_LISTEN ?= 127.0.0.1:9925
 
 .PHONY: setup system-deps demo demo-stop test lint unit bench clean
@@ -14,15 +16,16 @@ setup: system-deps $(VENV)/.installed
 # Installs only what is missing, so a prepared machine skips apt entirely.
 system-deps:
 	@missing=""; \
-	for tool in erl epmd prometheus promtool prometheus-alertmanager; do \
-	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	for pair in $(APT_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing system packages (missing:$$missing)"; \
+	  missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	  echo "installing system packages: $$missing"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
-	    $(APT_PACKAGES) >/dev/null; \
+	    $$missing >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
