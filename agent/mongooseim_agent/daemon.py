@@ -62,6 +62,7 @@ class Daemon:
         self._reload_time = wall()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._drained = False
         self.bound: list[tuple[str, int]] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StoreCollector(contract(), self._samples))
@@ -80,7 +81,7 @@ class Daemon:
     def readiness(self) -> Readiness:
         if not self.started():
             return Readiness(False, ("agent starting: first collection not done",))
-        return self._store.readiness(drain.is_drained(self.config.agent.state_dir))
+        return self._store.readiness(self._drained)
 
     def _samples(self) -> Iterator[Sample]:
         for snap in self._store:
@@ -107,13 +108,25 @@ class Daemon:
         try:
             await self._start_sites(runner)
             self._start_generation(self._generation.config)
+            drain_watch = asyncio.create_task(self._watch_drain(), name="drain-watch")
             await self._stop.wait()
+            drain_watch.cancel()
             self._log.info("stopping")
         finally:
             await self._stop_generation()
             await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+
+    async def _watch_drain(self, interval: float = 0.5) -> None:
+        """Follow the drain marker off the request path: a scrape never touches the disk."""
+        while True:
+            drained = await asyncio.to_thread(drain.is_drained, self.config.agent.state_dir)
+            if drained != self._drained:
+                self._drained = drained
+                self._store.touch()
+                self._log.info("drained" if drained else "undrained")
+            await asyncio.sleep(interval)
 
     async def _start_sites(self, runner: web.AppRunner) -> None:
         for address in self._listen:
@@ -165,6 +178,7 @@ class Daemon:
                 config = load_config(self._config_path)
             except ConfigError as exc:
                 self._reload_ok = False
+                self._store.touch()
                 self._log.error("config reload refused; keeping the running config",
                                 error=str(exc))
                 return False
@@ -172,5 +186,6 @@ class Daemon:
             self._start_generation(config)
             self._reload_ok = True
             self._reload_time = self._wall()
+            self._store.touch()
             self._log.info("config reloaded")
             return True

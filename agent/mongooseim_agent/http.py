@@ -91,6 +91,28 @@ def render_landing(store: Store, readiness: Readiness, now: float) -> str:
     )
 
 
+class MetricsCache:
+    """The last rendering per content type, reused while the store is unchanged.
+
+    Scrapes that arrive together (several Prometheus servers, HA pairs) then cost one
+    render. `max_age` bounds how stale the agent's own process metrics may get.
+    """
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._entries: dict[str, tuple[int, float, bytes]] = {}
+
+    def get(self, content_type: str, version: int, render: Callable[[], bytes]) -> bytes:
+        now = self._clock()
+        entry = self._entries.get(content_type)
+        if entry is not None and entry[0] == version and now - entry[1] < self._max_age:
+            return entry[2]
+        body = render()
+        self._entries[content_type] = (version, now, body)
+        return body
+
+
 class WebApp:
     def __init__(
         self,
@@ -99,12 +121,14 @@ class WebApp:
         readiness: Callable[[], Readiness],
         started: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        cache_max_age: float = 1.0,
     ) -> None:
         self._store = store
         self._registry = registry
         self._readiness = readiness
         self._started = started
         self._clock = clock
+        self._cache = MetricsCache(cache_max_age)
 
     def build(self) -> web.Application:
         app = web.Application()
@@ -117,7 +141,9 @@ class WebApp:
 
     async def metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(self._registry)
+        body = self._cache.get(
+            content_type, self._store.version, lambda: encoder(self._registry)
+        )
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def landing(self, request: web.Request) -> web.Response:

@@ -17,15 +17,23 @@ class Readiness:
 class Store:
     def __init__(self) -> None:
         self._latest: dict[str, Snapshot] = {}
+        # Bumped on every change, so renderings of the store can be cached until it moves.
+        self.version = 0
 
     def put(self, snapshot: Snapshot) -> None:
         self._latest[snapshot.collector] = snapshot
+        self.version += 1
 
     def get(self, collector: str) -> Snapshot | None:
         return self._latest.get(collector)
 
+    def touch(self) -> None:
+        """Something rendered beside the snapshots changed (drain, reload): drop cached pages."""
+        self.version += 1
+
     def forget(self, collector: str) -> None:
-        self._latest.pop(collector, None)
+        if self._latest.pop(collector, None) is not None:
+            self.version += 1
 
     def __iter__(self) -> Iterator[Snapshot]:
         return iter(sorted(self._latest.values(), key=lambda s: s.collector))

@@ -69,11 +69,13 @@ def test_endpoints_landing_openmetrics_and_readiness(tmp_path: Path, beam: Holdi
 
         drained = _cli("--config", str(config), "drain", "--reason", "kernel upgrade")
         assert drained.returncode == 0, drained.stdout
+        agent.wait_log("drained")
         status, _, body = agent.get("/node/ready")
         assert status == 503
         assert json.loads(body)["reasons"][0].startswith("drained")
         assert value(agent.metrics(), "mongooseim_node_ready") == 0
         assert _cli("--config", str(config), "undrain").returncode == 0
+        agent.wait_log("undrained")
         assert agent.get("/node/ready")[0] == 200
     finally:
         assert agent.stop() == 0
