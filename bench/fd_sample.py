@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -27,7 +28,9 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from mongooseim_agent.collectors.fds import count_open_fds
 
 HOLDER = (
-    "import os, sys, time\n"
+    "import os, resource, sys, time\n"
+    "_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n"
     "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(int(sys.argv[1]))]\n"
     "print('ready', flush=True)\n"
     "time.sleep(3600)\n"
@@ -51,11 +54,13 @@ def per_call(fn: Callable[[], object], budget: float = 0.3, max_calls: int = 200
     return sorted(batches)[2]
 
 
+def _drain(collector: ProcessCollector) -> object:
+    return list(collector.collect())
+
+
 def hold(n: int) -> subprocess.Popen[str]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(n)], stdout=subprocess.PIPE, text=True,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)),
+        [sys.executable, "-c", HOLDER, str(n)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     proc.stdout.readline()
@@ -87,13 +92,13 @@ def process_exporter(pid: int) -> tuple[Callable[[], object], Callable[[], None]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - loopback http
+            urllib.request.urlopen(url, timeout=1).read()
             break
         except OSError:
             time.sleep(0.1)
 
     def scrape() -> object:
-        return urllib.request.urlopen(url, timeout=10).read()  # noqa: S310 - loopback http
+        return urllib.request.urlopen(url, timeout=10).read()
 
     def stop() -> None:
         proc.send_signal(signal.SIGTERM)
@@ -118,12 +123,12 @@ def main() -> None:
         holder = hold(n)
         pid = holder.pid
         try:
-            agent = per_call(lambda: count_open_fds(proc_root, pid))
-            listing = per_call(lambda: len(os.listdir(f"/proc/{pid}/fd")))
+            agent = per_call(partial(count_open_fds, proc_root, pid))
+            listing = per_call(partial(os.listdir, f"/proc/{pid}/fd"))
             ps = psutil.Process(pid)
             psutil_t = per_call(ps.num_fds)
-            collector = ProcessCollector(pid=lambda: pid, registry=CollectorRegistry())
-            prom = per_call(lambda: list(collector.collect()))
+            collector = ProcessCollector(pid=partial(int, pid), registry=CollectorRegistry())
+            prom = per_call(partial(_drain, collector))
             pe = process_exporter(pid)
             if pe is not None:
                 scrape, stop = pe

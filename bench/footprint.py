@@ -24,8 +24,8 @@ import psutil
 # Run as `python bench/footprint.py` from the repository: the test support code is reused.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.agentproc import AgentProcess  # noqa: E402
-from tests.support.mimnode import MimNode, MimNodeSpec, free_port, unique_sname  # noqa: E402
+from tests.support.agentproc import AgentProcess
+from tests.support.mimnode import MimNode, MimNodeSpec, free_port, unique_sname
 
 
 def latency(url: str, scrapers: int, per_scraper: int) -> list[float]:
@@ -98,7 +98,7 @@ def start_process_exporter(beam_pid: int, workdir: Path) -> tuple[subprocess.Pop
     )
     for _ in range(100):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1)
             break
         except OSError:
             time.sleep(0.1)
@@ -123,7 +123,7 @@ def main() -> None:
     if shutil.which("prometheus-process-exporter"):
         reference = start_process_exporter(node.pid, workdir)
     try:
-        agent.poll_metrics(lambda s: bool(s))
+        agent.poll_metrics(bool)
         time.sleep(2)
         results: dict[str, tuple[float, float, float]] = {}
         pids = {"agent": agent.proc.pid}
