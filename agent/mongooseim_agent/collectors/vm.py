@@ -1,0 +1,109 @@
+"""The node's port and process tables, read live over distribution.
+
+Port-table exhaustion (`system_limit`) is often swallowed without a log line, and the
+configured size is not the real one (ERTS rounds it up to a power of two), so only the
+running VM's own numbers tell how close it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mongooseim_agent.config import VmSection
+from mongooseim_agent.erlang.connection import Query, reply_int
+from mongooseim_agent.erlang.cookie import CookieUnavailable
+from mongooseim_agent.erlang.errors import CookieRejected, WireError
+from mongooseim_agent.erlang.link import NodeLink, NodeNotFound
+from mongooseim_agent.metrics import MetricSpec, gauge
+from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+
+METRICS: tuple[MetricSpec, ...] = (
+    gauge("mongooseim_vm_port_count", "Ports in use in the node's VM.", "node"),
+    gauge("mongooseim_vm_port_limit", "Size of the node's port table (live value).", "node"),
+    gauge("mongooseim_vm_process_count", "Processes in the node's VM.", "node"),
+    gauge("mongooseim_vm_process_limit", "Size of the node's process table.", "node"),
+)
+
+_READINGS = (
+    (Query.PORT_COUNT, "mongooseim_vm_port_count"),
+    (Query.PORT_LIMIT, "mongooseim_vm_port_limit"),
+    (Query.PROCESS_COUNT, "mongooseim_vm_process_count"),
+    (Query.PROCESS_LIMIT, "mongooseim_vm_process_limit"),
+)
+_TABLE_HINTS = {
+    "port": "raise the port table (+Q or -env ERL_MAX_PORTS in vm.args) and the nofile "
+    "limit; when it is full new connections fail with system_limit, often without a log line",
+    "process": "raise +P in vm.args; when the table is full spawning fails with system_limit",
+}
+
+
+def _status(ratio: float, settings: VmSection) -> Status:
+    if ratio >= settings.critical_ratio:
+        return Status.CRITICAL
+    if ratio >= settings.warning_ratio:
+        return Status.WARNING
+    return Status.OK
+
+
+class VmCollector:
+    name = "vm"
+    metrics = METRICS
+
+    def __init__(self, settings: VmSection, link: NodeLink) -> None:
+        self.interval = settings.interval
+        self.timeout = settings.timeout
+        self._settings = settings
+        self._link = link
+
+    async def collect(self) -> Snapshot:
+        node = self._link.node()
+        if node is None:
+            return Snapshot(self.name, checks=(
+                Check("vm_tables", Status.UNKNOWN, "node not found: VM tables not read"),
+            ))
+        # One deadline for the whole run, a little inside the runner's timeout, so that a
+        # slow node gives a clear check here instead of a cancelled collector.
+        budget = self.timeout * 0.9
+        values: dict[str, int] = {}
+        try:
+            async with asyncio.timeout(budget):
+                for query, metric in _READINGS:
+                    values[metric] = reply_int(query, await self._link.call(query, budget))
+        except TimeoutError:
+            return Snapshot(self.name, checks=(Check(
+                "vm_tables", Status.UNKNOWN,
+                f"cannot read VM tables: no answer from {node.name} in {budget:g}s",
+                hint="the VM may be overloaded or wedged: check its scheduler use and the log",
+            ),))
+        except CookieRejected as exc:
+            return Snapshot(self.name, checks=(Check(
+                "vm_tables", Status.CRITICAL, f"cannot read VM tables: {exc}",
+                hint="the agent's cookie differs from the node's: check [node] cookie_file, "
+                "the node's -setcookie and its user's ~/.erlang.cookie",
+            ),))
+        except (NodeNotFound, CookieUnavailable, WireError) as exc:
+            return Snapshot(self.name, checks=(Check(
+                "vm_tables", Status.UNKNOWN, f"cannot read VM tables: {exc}",
+                hint="the node must be reachable over Erlang distribution from this host "
+                "(epmd and the dist port) and the agent must know its cookie",
+            ),))
+        label = {"node": node.name}
+        samples = tuple(Sample(metric, value, label) for metric, value in values.items())
+        checks = tuple(
+            self._table_check(kind, values[f"mongooseim_vm_{kind}_count"],
+                              values[f"mongooseim_vm_{kind}_limit"])
+            for kind in ("port", "process")
+        )
+        return Snapshot(self.name, samples, checks)
+
+    def _table_check(self, kind: str, used: int, size: int) -> Check:
+        ratio = used / size if size > 0 else 1.0
+        return Check(
+            f"vm_{kind}_table",
+            _status(ratio, self._settings),
+            f"{used} of {size} {kind}es in use ({ratio:.1%})" if kind == "process"
+            else f"{used} of {size} ports in use ({ratio:.1%})",
+            hint=_TABLE_HINTS[kind],
+            perfdata={f"{kind}_count": used, f"{kind}_limit": size},
+            affects_readiness=kind == "port",
+        )
