@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterable
 
 from mongooseim_agent.collectors.base import BackgroundCollector, Collector
+from mongooseim_agent.collectors.registry import default_assembly
 from mongooseim_agent.command import Command
-from mongooseim_agent.config import ConfigError, load_config
-from mongooseim_agent.daemon import default_factory
+from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Check, Snapshot, Status
 from mongooseim_agent.store import Store
@@ -96,6 +96,14 @@ async def collect_once(collectors: list[Collector]) -> Store:
     return store
 
 
+async def _check(config: Config) -> Store:
+    assembly = default_assembly(config)
+    try:
+        return await collect_once(assembly.collectors)
+    finally:
+        await assembly.close()
+
+
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -106,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"MONGOOSEIM UNKNOWN - config error: {exc}")
         return int(Status.UNKNOWN)
-    store = asyncio.run(collect_once(default_factory(config)))
+    store = asyncio.run(_check(config))
     snapshots = list(store)
     checks = store.checks()
     status = overall(checks, snapshots)

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from mongooseim_agent.mongooseim import log_patterns
+
 DEFAULT_CONFIG_PATH = Path("/etc/mongooseim-agent/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/mongooseim-agent")
 
@@ -96,10 +98,153 @@ class FdsSection(_Section):
         return self
 
 
+def parse_host_port(value: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" into its parts; ValueError naming what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() for c in host) or not port.isdigit():
+        raise ValueError(f"expected host:port, got {value!r}")
+    if not 0 < int(port) <= 65535:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, int(port)
+
+
+DEFAULT_LISTENERS = {"c2s": "127.0.0.1:5222", "s2s": "127.0.0.1:5269", "http": "127.0.0.1:5280"}
+
+
+class ProbesSection(_Section):
+    interval: Duration = 15.0
+    # Per probe: each epmd query, TCP connect and handshake gets this long.
+    timeout: Duration = 2.0
+    # Cluster peers probed besides the node's own nodes(), e.g. "mongooseim@node2".
+    peers: tuple[str, ...] = ()
+    # name -> "host:port" of the node's listeners; replaces the defaults when set.
+    listeners: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LISTENERS))
+    epmd_port: int = Field(default=4369, ge=1, le=65535)
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for peer in value:
+            if "@" not in peer or not _NODE_NAME_RE.match(peer):
+                raise ValueError(f"peer {peer!r}: expected a node name such as mongooseim@host")
+        return value
+
+    @field_validator("listeners")
+    @classmethod
+    def _listener_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, target in value.items():
+            try:
+                parse_host_port(target)
+            except ValueError as exc:
+                raise ValueError(f"listener {name!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> ProbesSection:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
+            )
+        return self
+
+
+class VmSection(_Section):
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+    # Port and process table use, as a share of the table size, that warns / is critical.
+    warning_ratio: Ratio = 0.8
+    critical_ratio: Ratio = 0.9
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VmSection:
+        if self.warning_ratio > self.critical_ratio:
+            raise ValueError(
+                f"warning_ratio ({self.warning_ratio}) must not exceed "
+                f"critical_ratio ({self.critical_ratio})"
+            )
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
+            )
+        return self
+
+
+class LogPatternSection(_Section):
+    """A user-defined pattern: a line counts when it contains `literal` / matches `regex`."""
+
+    literal: str | None = None
+    # Matched against each line's bytes; ^ and $ anchor at line start and end.
+    regex: str | None = None
+
+    @field_validator("literal")
+    @classmethod
+    def _literal(cls, value: str | None) -> str | None:
+        if value is not None:
+            log_patterns.check_user_literal(value)
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            log_patterns.compile_user_regex(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> LogPatternSection:
+        if (self.literal is None) == (self.regex is None):
+            raise ValueError("set exactly one of 'literal' or 'regex'")
+        return self
+
+
+class LogsSection(_Section):
+    # Globs of the log files to follow; empty: the discovered release root's
+    # log/mongooseim.log* and log/mongooseim.json* (disk_log .idx/.siz files skipped).
+    paths: tuple[str, ...] = ()
+    # Where files never seen before start on the agent's first run: "end" so old history
+    # does not page anyone. Files created later are always read from their start.
+    start_at: Literal["end", "beginning"] = "end"
+    poll_interval: Duration = 0.25
+    # Longer lines are counted as long and matched on their first max_line_bytes only.
+    max_line_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # How long a matched fault keeps its check failing.
+    match_window: Duration = 300.0
+    patterns: dict[str, LogPatternSection] = Field(default_factory=dict)
+    # The systemd unit whose journal to follow too (MongooseIM logging to stdout).
+    journal_unit: str | None = None
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"path {path!r} must be absolute")
+        return value
+
+    @field_validator("journal_unit")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9@._:\\-]+", value):
+            raise ValueError("expected a systemd unit name such as mongooseim.service")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _names(cls, value: dict[str, LogPatternSection]) -> dict[str, LogPatternSection]:
+        for name in value:
+            log_patterns.check_pattern_name(name)
+        return value
+
+
 class Config(_Section):
     agent: AgentSection = AgentSection()
     node: NodeSection = NodeSection()
     fds: FdsSection = FdsSection()
+    probes: ProbesSection = ProbesSection()
+    vm: VmSection = VmSection()
+    logs: LogsSection = LogsSection()
 
 
 LogFormat = Literal["json", "console"]

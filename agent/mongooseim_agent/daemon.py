@@ -16,21 +16,15 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from mongooseim_agent import drain
 from mongooseim_agent.collectors.base import BackgroundCollector, Collector
-from mongooseim_agent.collectors.registry import build_collectors, contract
+from mongooseim_agent.collectors.registry import Assembly, contract, default_assembly
 from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.exposition import StoreCollector, agent_samples
-from mongooseim_agent.http import ListenAddress, WebApp
-from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
+from mongooseim_agent.http import ListenAddress, WebApp, bind
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Sample
 from mongooseim_agent.store import Readiness, Store
 
-CollectorFactory = Callable[[Config], list[Collector]]
-
-
-def default_factory(config: Config) -> list[Collector]:
-    locator = NodeLocator(release_root=config.node.release_root)
-    return build_collectors(config, NodeTracker(locator, config.node.name))
+CollectorFactory = Callable[[Config], Assembly]
 
 
 @dataclass
@@ -38,8 +32,12 @@ class _Generation:
     """The collectors built from one config, and their tasks."""
 
     config: Config
-    collectors: list[Collector]
+    assembly: Assembly
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def collectors(self) -> list[Collector]:
+        return self.assembly.collectors
 
 
 class Daemon:
@@ -48,7 +46,7 @@ class Daemon:
         config: Config,
         config_path: Path | None,
         listen: list[ListenAddress],
-        factory: CollectorFactory = default_factory,
+        factory: CollectorFactory = default_assembly,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._config_path = config_path
@@ -57,7 +55,7 @@ class Daemon:
         self._wall = wall
         self._store = Store()
         self._log = structlog.get_logger("daemon")
-        self._generation = _Generation(config, [])
+        self._generation = _Generation(config, Assembly([]))
         self._reload_ok = True
         self._reload_time = wall()
         self._stop = asyncio.Event()
@@ -107,7 +105,7 @@ class Daemon:
         await runner.setup()
         try:
             await self._start_sites(runner)
-            self._start_generation(self._generation.config)
+            await self._start_generation(self._generation.config)
             drain_watch = asyncio.create_task(self._watch_drain(), name="drain-watch")
             await self._stop.wait()
             drain_watch.cancel()
@@ -129,26 +127,33 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def _start_sites(self, runner: web.AppRunner) -> None:
-        for address in self._listen:
-            site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
-            await site.start()
-            server = site._server
-            for sock in getattr(server, "sockets", None) or ():
-                host, port = sock.getsockname()[:2]
-                self.bound.append((host, port))
-                self._log.info("listening", address=f"{host}:{port}")
+        # Binding here, not in aiohttp, gives the real port of ":0" and fails before serving.
+        sockets = [bind(address) for address in self._listen]
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+            host, port = sock.getsockname()[:2]
+            self.bound.append((host, port))
+            self._log.info(
+                "listening", address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            )
 
-    def _start_generation(self, config: Config) -> None:
-        collectors = self._factory(config)
-        generation = _Generation(config, collectors)
-        for collector in collectors:
+    async def _start_generation(self, config: Config) -> None:
+        assembly = self._factory(config)
+        collectors = assembly.collectors
+        generation = _Generation(config, assembly)
+        for index, collector in enumerate(collectors):
             if isinstance(collector, BackgroundCollector):
                 generation.tasks.append(
                     asyncio.create_task(collector.run(), name=f"{collector.name}-run")
                 )
             runner = CollectorRunner(collector, self._store)
+            if index == 0:
+                # Node discovery happens here: the others should not start without it.
+                await runner.run_once()
             generation.tasks.append(
-                asyncio.create_task(runner.run_forever(), name=f"{collector.name}-collect")
+                asyncio.create_task(
+                    runner.run_forever(skip_first=index == 0), name=f"{collector.name}-collect"
+                )
             )
         for stale in {s.collector for s in self._store} - {c.name for c in collectors}:
             self._store.forget(stale)
@@ -162,13 +167,12 @@ class Daemon:
         for task in generation.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for collector in generation.collectors:
-            if isinstance(collector, BackgroundCollector):
-                try:
-                    await collector.close()
-                except Exception as exc:  # noqa: BLE001 - one bad close must not block the rest
-                    self._log.error("collector close failed", collector=collector.name,
-                                    error=str(exc))
+        closers = [c.close for c in generation.collectors if isinstance(c, BackgroundCollector)]
+        for close in [*closers, *generation.assembly.closers]:
+            try:
+                await close()
+            except Exception as exc:  # noqa: BLE001 - one bad close must not block the rest
+                self._log.error("close failed", error=str(exc))
         generation.tasks.clear()
 
     async def reload(self) -> bool:
@@ -183,7 +187,7 @@ class Daemon:
                                 error=str(exc))
                 return False
             await self._stop_generation()
-            self._start_generation(config)
+            await self._start_generation(config)
             self._reload_ok = True
             self._reload_time = self._wall()
             self._store.touch()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,19 @@ class ListenAddress:
     def __str__(self) -> str:
         host = self.host or ""
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+def bind(address: ListenAddress) -> socket.socket:
+    """A listening socket for `address`; no host means every interface, IPv6 too if present."""
+    if address.host is None:
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(
+                ("", address.port), family=socket.AF_INET6, dualstack_ipv6=True,
+                reuse_port=False,
+            )
+        return socket.create_server(("", address.port))
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    return socket.create_server((address.host, address.port), family=family)
 
 
 def parse_listen_address(text: str) -> ListenAddress:
@@ -120,6 +134,7 @@ class WebApp:
         registry: CollectorRegistry,
         readiness: Callable[[], Readiness],
         started: Callable[[], bool],
+        *,
         clock: Callable[[], float] = time.time,
         cache_max_age: float = 1.0,
     ) -> None:

@@ -66,12 +66,18 @@ class CollectorRunner:
             self._failing = False
             self._log.info("collector recovered")
 
-    async def run_forever(self) -> None:
-        """Collect every `interval` seconds, on a fixed schedule that does not drift."""
+    async def run_forever(self, skip_first: bool = False) -> None:
+        """Collect every `interval` seconds, on a fixed schedule that does not drift.
+
+        `skip_first`: the caller has just run one collection itself.
+        """
         interval = self.collector.interval
         next_run = self._monotonic()
         while True:
-            await self.run_once()
+            if skip_first:
+                skip_first = False
+            else:
+                await self.run_once()
             next_run += interval
             delay = next_run - self._monotonic()
             if delay < 0:

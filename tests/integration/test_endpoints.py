@@ -34,6 +34,7 @@ def _config(tmp_path: Path, node: str, fds: str = "") -> Path:
     path = tmp_path / "agent.toml"
     path.write_text(
         f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[node]\nname = "{node}"\n'
+        "[probes]\nlisteners = {}\n"
         f'[fds]\ninterval = "200ms"\ntimeout = "200ms"\n{fds}'
     )
     return path

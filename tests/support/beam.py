@@ -17,7 +17,7 @@ _HOLD_FILES = (
 
 
 class HoldingBeam:
-    """`erl -sname NAME` that opens `fds` files, prints `ready`, and waits to be killed."""
+    """`erl -sname NAME -setcookie C` that opens `fds` files, prints `ready`, and waits to be killed."""
 
     def __init__(
         self, fds: int, workdir: Path, erl_max_ports: int = 4096, sname: str | None = None
@@ -30,7 +30,9 @@ class HoldingBeam:
             cookie.write_text(secrets.token_hex(16))
             cookie.chmod(0o400)
         self.proc = subprocess.Popen(
-            ["erl", "-sname", self.sname, "-noinput", "-env", "ERL_MAX_PORTS",
+            # -setcookie as MongooseIM's vm.args does: the agent reads it from beam's argv.
+            ["erl", "-sname", self.sname, "-setcookie", cookie.read_text(), "-noinput",
+             "-env", "ERL_MAX_PORTS",
              str(erl_max_ports), "-eval", _HOLD_FILES.format(n=fds)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "HOME": str(cookie_home)}, cwd=workdir,
