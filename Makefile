@@ -33,12 +33,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
-# The demo node is named like MongooseIM's default (mongooseim@<host>); the agent is
-# pointed at it by name so other Erlang nodes on the machine do not make it ambiguous.
+# The demo node is named like MongooseIM's default (mongooseim@<host>); demo.py writes
+# .demo/agent.toml pointing the agent at it and its listeners.
 demo: setup
 	@$(BIN)/python -m tests.mim_node.demo start
-	@printf '[agent]\nstate_dir = "%s"\n\n[node]\nname = "mongooseim"\n' \
-	  "$(CURDIR)/.demo/state" > .demo/agent.toml
 	@trap '$(BIN)/python -m tests.mim_node.demo stop' EXIT; \
 	echo "agent: http://$(DEMO_LISTEN)/  metrics: http://$(DEMO_LISTEN)/metrics  (Ctrl-C stops both)"; \
 	$(BIN)/mongooseim-agent --config .demo/agent.toml --web.listen-address $(DEMO_LISTEN) \

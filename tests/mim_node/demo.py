@@ -29,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rel_root = args.state_dir.absolute() / "mongooseim"
-    c2s_port = args.c2s_port
-    if args.command == "start" and not _port_free(c2s_port):
-        c2s_port = free_port()
+    # MongooseIM's default listeners; a taken port moves to a free one.
+    ports = {"c2s": args.c2s_port, "s2s": 5269, "http": 5280}
+    if args.command == "start":
+        ports = {name: p if _port_free(p) else free_port() for name, p in ports.items()}
     spec = MimNodeSpec(
         sname=args.sname,
-        c2s_port=c2s_port,
+        c2s_port=ports["c2s"],
+        s2s_port=ports["s2s"],
+        http_port=ports["http"],
         # MongooseIM's shipped default cookie: this is a demo on loopback, not a secret.
         cookie="mongooseim",
         max_processes=10_000_000,
@@ -62,13 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     except MimNodeError as exc:
         print(f"demo node failed to start: {exc}", file=sys.stderr)
         return 1
+    _write_agent_config(args.state_dir.absolute(), node.node_name, ports)
     print(f"node:         {node.node_name}")
     print(f"pid:          {node.pid}")
     print(f"release root: {node.rel_root}")
-    print(f"c2s port:     127.0.0.1:{spec.c2s_port}")
+    print("listeners:    " + ", ".join(f"{n} 127.0.0.1:{p}" for n, p in ports.items()))
     print(f"logs:         {node.log_dir}/mongooseim.log.N")
     print(f"ctl:          {node.ctl_path} status")
     return 0
+
+
+def _write_agent_config(state_dir: Path, node_name: str, ports: dict[str, int]) -> None:
+    """The agent's config for this demo: the node by name (other Erlang nodes on the machine
+    do not make it ambiguous), its real listener ports, state under the demo dir."""
+    listeners = ", ".join(f'{name} = "127.0.0.1:{port}"' for name, port in ports.items())
+    (state_dir / "agent.toml").write_text(
+        f'[agent]\nstate_dir = "{state_dir / "state"}"\n\n'
+        f'[node]\nname = "{node_name}"\n\n'
+        f"[probes]\nlisteners = {{ {listeners} }}\n"
+    )
 
 
 def _port_free(port: int) -> bool:
