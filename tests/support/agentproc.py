@@ -53,7 +53,10 @@ class AgentProcess:
         self.logs: list[dict[str, Any]] = []
         self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
         assert self.proc.stderr is not None
-        threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True).start()
+        self._pump_thread = threading.Thread(
+            target=self._pump, args=(self.proc.stderr,), daemon=True
+        )
+        self._pump_thread.start()
         self.port = int(self.wait_log("listening", timeout=20)["address"].rsplit(":", 1)[1])
 
     def _pump(self, stream: IO[str]) -> None:
@@ -81,6 +84,14 @@ class AgentProcess:
             self.logs.append(line)
             if line.get("event") == event:
                 return line
+
+    def all_logs(self) -> list[dict[str, Any]]:
+        """Every log line, once the agent has exited."""
+        self.stop()
+        self._pump_thread.join(10)
+        while not self._lines.empty():
+            self.logs.append(self._lines.get_nowait())
+        return self.logs
 
     def get(self, path: str, accept: str | None = None) -> tuple[int, str, str]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
