@@ -1,0 +1,1 @@
+"""Log watching: a chunked pattern scanner, a rotation-safe file follower, persisted positions."""
