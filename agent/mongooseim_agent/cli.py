@@ -16,6 +16,7 @@ from mongooseim_agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_confi
 from mongooseim_agent.daemon import Daemon
 from mongooseim_agent.drain_command import DRAIN, UNDRAIN
 from mongooseim_agent.http import ListenAddress, parse_listen_address
+from mongooseim_agent.logwatch import scan_command
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,7 @@ RUN = Command("run", "run the agent (the default command)", _configure_run, _run
 
 
 def commands() -> tuple[Command, ...]:
-    return (RUN, check.COMMAND, DRAIN, UNDRAIN)
+    return (RUN, check.COMMAND, scan_command.COMMAND, DRAIN, UNDRAIN)
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:

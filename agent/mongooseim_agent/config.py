@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -206,7 +207,9 @@ class LogsSection(_Section):
     # Where files never seen before start on the agent's first run: "end" so old history
     # does not page anyone. Files created later are always read from their start.
     start_at: Literal["end", "beginning"] = "end"
-    poll_interval: Duration = 0.25
+    # With the collector's 0.25 s collect interval, a matching line is in /metrics within
+    # about 0.8 s.
+    poll_interval: Duration = 0.5
     # Longer lines are counted as long and matched on their first max_line_bytes only.
     max_line_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # How long a matched fault keeps its check failing.
@@ -257,17 +260,30 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _model_of(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model a key path leads to; a dict-of-models table ([logs.patterns.NAME]) is
+    stepped through by its value type."""
     model: type[BaseModel] = Config
-    for part in loc:
-        field = model.model_fields.get(str(part))
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         if field is None:
             return None
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is dict and len(args) == 2 and parts:
+            parts.pop(0)
+            annotation = args[1]
+        found = _model_of(annotation)
+        if found is None:
             return None
+        model = found
     return model
 
 

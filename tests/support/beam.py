@@ -17,7 +17,7 @@ _HOLD_FILES = (
 
 
 class HoldingBeam:
-    """`erl -sname NAME -setcookie C` that opens `fds` files, prints `ready`, and waits to be killed."""
+    """`erl -sname NAME -setcookie C` holding `fds` open files until it is killed."""
 
     def __init__(
         self, fds: int, workdir: Path, erl_max_ports: int = 4096, sname: str | None = None

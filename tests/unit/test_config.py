@@ -41,6 +41,10 @@ BAD_CONFIGS = [
         "(got 'mongooseim@host one')",
     ),
     (
+        "[logs.patterns.slow]\nlitral = 'x'\n",
+        "logs.patterns.slow.litral: unknown key; did you mean 'literal'?",
+    ),
+    (
         "fds = 3\n",
         "fds: expected a table, got 3",
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mongooseim_agent.collectors import fds, probes, vm
+from mongooseim_agent.collectors import fds, logs, probes, vm
 from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.dist import DistSettings
@@ -18,6 +18,7 @@ METRIC_GROUPS: tuple[tuple[MetricSpec, ...], ...] = (
     fds.METRICS,
     vm.METRICS,
     probes.METRICS,
+    logs.METRICS,
 )
 
 
@@ -53,6 +54,13 @@ def build(config: Config, tracker: NodeTracker) -> Assembly:
         fds.FdCollector(config.fds, tracker),
         vm.VmCollector(config.vm, link),
         probes.ProbesCollector(config.probes, link),
+        logs.LogsCollector(
+            config.logs,
+            config.agent.state_dir,
+            release_root=lambda: config.node.release_root or (
+                tracker.current.release_root if tracker.current is not None else None
+            ),
+        ),
     ]
     return Assembly(collectors, [link.close])
 
