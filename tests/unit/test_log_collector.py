@@ -133,3 +133,26 @@ async def test_default_globs_follow_the_discovered_release_root(tmp_path: Path) 
     values = {(s.metric, s.labels.get("pattern")): s.value for s in snap.samples}
     assert values[("mongooseim_log_matches_total", "emfile")] == 1
     assert values[("mongooseim_log_files_watched", None)] == 2
+
+
+async def test_unchanged_totals_reuse_the_snapshot_for_a_second(tmp_path: Path) -> None:
+    """Idle collects return the same snapshot; new lines, or a second passing, rebuild it."""
+    (tmp_path / "log").mkdir()
+    clock = FakeClock()
+    book = LogBook()
+    log = tmp_path / "log" / "m.log"
+    book.write(log, ["info"])
+    async with running(LogsCollector(_settings(tmp_path), tmp_path / "state", clock=clock)) as c:
+        first = await snapshot_after(c, lambda v: v[("mongooseim_log_lines_total", None)] == 1)
+        await asyncio.sleep(0.2)
+        idle = await c.collect()
+        assert await c.collect() is idle
+        clock.advance(1.5)
+        aged = await c.collect()
+        assert aged is not idle
+        assert aged.samples == idle.samples
+        book.write(log, ["emfile"])
+        grown = await snapshot_after(
+            c, lambda v: v[("mongooseim_log_matches_total", "emfile")] == 1)
+    assert grown is not aged
+    assert first.samples != grown.samples

@@ -88,6 +88,9 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
+REUSE_SECONDS = 1.0
+
+
 class LogsCollector:
     """Follows the node's logs (and optionally its journal) and reports fault patterns."""
 
@@ -132,6 +135,9 @@ class LogsCollector:
         self._thread: threading.Thread | None = None
         self._restored = asyncio.Event()
         self._error: str | None = None
+        # The last snapshot and what it was built from: collect() runs 4 times a second and
+        # mostly finds nothing new.
+        self._built: tuple[WatchTotals, float, Snapshot] | None = None
         self._log = structlog.get_logger("logwatch").bind(collector=self.name)
 
     def _current_globs(self) -> tuple[str, ...]:
@@ -203,7 +209,14 @@ class LogsCollector:
         if self._error is not None:
             raise RuntimeError(self._error)
         totals = self._totals
-        return Snapshot(self.name, self._samples(totals), self._checks(totals))
+        now = self._clock()
+        built = self._built
+        # Checks age with the clock (match_window), so a reused snapshot is at most 1 s old.
+        if built is not None and built[0] is totals and now - built[1] < REUSE_SECONDS:
+            return built[2]
+        snapshot = Snapshot(self.name, self._samples(totals), self._checks(totals))
+        self._built = (totals, now, snapshot)
+        return snapshot
 
     def _samples(self, t: WatchTotals) -> tuple[Sample, ...]:
         samples: list[Sample] = []
