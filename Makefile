@@ -55,6 +55,8 @@ test: lint
 bench: setup
 	$(BIN)/python bench/fd_sample.py
 	$(BIN)/python bench/footprint.py
+	$(BIN)/python bench/dist_rpc.py
+	$(BIN)/python bench/log_scan.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
