@@ -17,25 +17,9 @@ from pathlib import Path
 import pytest
 
 from mongooseim_agent.logwatch.state import STATE_FILE_NAME
-from tests.support.logfiles import LogBook, Watch, mixed
+from tests.support.logfiles import LogBook, Watch, assert_truth, make_watch, mixed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def logdir(tmp_path: Path) -> Path:
-    path = tmp_path / "log"
-    path.mkdir()
-    return path
-
-
-def make_watch(tmp_path: Path, logdir: Path, **options: object) -> Watch:
-    return Watch(tmp_path / "state", [str(logdir / "mongooseim.log*")], **options)  # type: ignore[arg-type]
-
-
-def assert_truth(watch: Watch, book: LogBook) -> None:
-    assert watch.counts() == book.expected()
-    assert watch.totals.lines == book.lines
 
 
 def test_resume_from_saved_offset(tmp_path: Path, logdir: Path) -> None:

@@ -15,26 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.logfiles import LogBook, Watch, mixed
+from tests.support.logfiles import LogBook, assert_truth, make_watch, mixed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def logdir(tmp_path: Path) -> Path:
-    path = tmp_path / "log"
-    path.mkdir()
-    return path
-
-
-def make_watch(tmp_path: Path, logdir: Path, **options: object) -> Watch:
-    globs = options.pop("globs", [str(logdir / "mongooseim.log*")])
-    return Watch(tmp_path / "state", globs, **options)  # type: ignore[arg-type]
-
-
-def assert_truth(watch: Watch, book: LogBook) -> None:
-    assert watch.counts() == book.expected()
-    assert watch.totals.lines == book.lines
 
 
 def test_append(tmp_path: Path, logdir: Path) -> None:

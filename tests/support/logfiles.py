@@ -152,3 +152,15 @@ class Watch:
 
     def counts(self) -> dict[str, int]:
         return dict(self.totals.matches)
+
+
+def make_watch(tmp_path: Path, logdir: Path, **options: object) -> Watch:
+    """A Watch over `logdir/mongooseim.log*` (or `globs=`), its state under tmp_path."""
+    globs = options.pop("globs", [str(logdir / "mongooseim.log*")])
+    return Watch(tmp_path / "state", globs, **options)  # type: ignore[arg-type]
+
+
+def assert_truth(watch: Watch, book: LogBook) -> None:
+    """The watcher's counts equal what was written: no line lost, none twice."""
+    assert watch.counts() == book.expected()
+    assert watch.totals.lines == book.lines
