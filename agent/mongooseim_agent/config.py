@@ -250,8 +250,6 @@ class Config(_Section):
     logs: LogsSection = LogsSection()
 
 
-LogFormat = Literal["json", "console"]
-
 _TYPE_REPR = re.compile(r" for <class '[^']*'>")
 _SECRET_KEYS = frozenset({"cookie", "password", "secret"})
 
