@@ -235,3 +235,17 @@ def test_regex_confirmed_on_its_own_line() -> None:
     plan = ScanPlan((pattern,))
     assert scan_bytes(plan, b"xa\nb\na  b\n").matches == [1]
     assert re.compile(rb"a\s+b").search(b"xa\nb") is not None
+
+
+@pytest.mark.parametrize("search", SEARCHES, ids=["bytes.find", "strstr+memmem", "memmem"])
+def test_anchored_regex_on_a_long_line_counts_the_same_whole_or_split(search: Search) -> None:
+    """An over-long line is matched on its head as if it ended at the cap, whether it arrives
+    in one read or across several (hypothesis found the two paths disagreeing on `zz$`)."""
+    data = b"a\x00\x00\x00zzemfile\nshort zz\n"
+    plan = ScanPlan(PATTERNS, 6, search)
+    line_end = plan.names.index("line_end")
+    whole = streamed(plan, data, [])
+    split = streamed(plan, data, [3, 9])
+    assert whole.matches[line_end] == split.matches[line_end] == 1
+    assert whole.long_lines == split.long_lines == 2
+    assert as_tuple(whole) == as_tuple(naive(PATTERNS, data, 6))

@@ -85,24 +85,34 @@ class ScanPlan:
         if start >= end:
             return
         tally.lines += buf.count(b"\n", start, end)
-        tally.long_lines += self._long_lines(buf, start, end)
+        long_starts = self._long_lines(buf, start, end)
+        tally.long_lines += len(long_starts)
         find = self._search.finder(buf)
         matches = tally.matches
         for index, alts in self._grouped:
-            if len(alts) == 1:
+            if len(alts) == 1 and (alts[0].literal is not None or not long_starts):
                 matches[index] += sum(1 for _ in self._line_starts(alts[0], buf, start, end,
                                                                    find))
-            else:
-                starts: set[int] = set()
-                for alt in alts:
-                    starts.update(self._line_starts(alt, buf, start, end, find))
-                matches[index] += len(starts)
+                continue
+            starts: set[int] = set()
+            for alt in alts:
+                starts.update(self._line_starts(alt, buf, start, end, find))
+                if alt.literal is None and alt.regex is not None:
+                    # An over-long line is matched as if it ended at the cap, as it is when
+                    # it spans reads; a search over the whole read sees its real end
+                    # instead, so `$` (or a lookahead) could disagree there.
+                    regex = alt.regex
+                    starts.update(
+                        s for s in long_starts
+                        if regex.search(buf[s : s + self.max_line]) is not None
+                    )
+            matches[index] += len(starts)
 
-    def _long_lines(self, buf: bytes, start: int, end: int) -> int:
+    def _long_lines(self, buf: bytes, start: int, end: int) -> list[int]:
         # Every line starting in [q, r] ends by the last newline r of the window
         # [q, q + max_line], so each of them is short: jump past them all at once.
         max_line = self.max_line
-        count = 0
+        starts: list[int] = []
         q = start
         while q < end:
             window_end = q + max_line + 1
@@ -112,9 +122,9 @@ class ScanPlan:
             if r >= 0:
                 q = r + 1
                 continue
-            count += 1
+            starts.append(q)
             q = buf.find(b"\n", window_end, end) + 1
-        return count
+        return starts
 
     def _line_starts(
         self, alt: _Alternative, buf: bytes, start: int, end: int, find: Finder
