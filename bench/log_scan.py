@@ -100,7 +100,7 @@ def scan_logs_argv() -> list[str]:
     # Not registered in cli.py yet: the same command object, run directly.
     return [sys.executable, "-c",
             "import argparse, sys\n"
-            "from mongooseim_agent.logwatch.scan_command import COMMAND\n"
+            "from mongooseim_agent.commands.scan_logs import COMMAND\n"
             "p = argparse.ArgumentParser(); COMMAND.configure(p)\n"
             "sys.exit(COMMAND.run(p.parse_args(sys.argv[1:])))"]
 

@@ -3,61 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
-from mongooseim_agent import __version__, check, logsetup
-from mongooseim_agent.command import Command
-from mongooseim_agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from mongooseim_agent.daemon import Daemon
-from mongooseim_agent.drain_command import DRAIN, UNDRAIN
-from mongooseim_agent.http import ListenAddress, parse_listen_address
-from mongooseim_agent.logwatch import scan_command
-
-
-def _configure_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--web.listen-address",
-        dest="listen",
-        action="append",
-        metavar="ADDR",
-        help="address to serve /metrics on, host:port or :port; repeatable (default :9925)",
-    )
-
-
-def _run(args: argparse.Namespace) -> int:
-    log = structlog.get_logger("cli")
-    try:
-        listen: list[ListenAddress] = [
-            parse_listen_address(a) for a in (args.listen or [":9925"])
-        ]
-    except ValueError as exc:
-        print(f"mongooseim-agent: {exc}", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"mongooseim-agent: config error: {exc}", file=sys.stderr)
-        return 2
-    log.info("starting", version=__version__, config=str(args.config or DEFAULT_CONFIG_PATH))
-    daemon = Daemon(config, args.config, listen)
-    try:
-        asyncio.run(daemon.run())
-    except OSError as exc:
-        log.error("cannot serve", error=str(exc))
-        return 1
-    return 0
-
-
-RUN = Command("run", "run the agent (the default command)", _configure_run, _run)
+from mongooseim_agent import __version__, logsetup
+from mongooseim_agent.commands import check, drain, run, scan_logs
+from mongooseim_agent.commands.base import Command
+from mongooseim_agent.config import DEFAULT_CONFIG_PATH
 
 
 def commands() -> tuple[Command, ...]:
-    return (RUN, check.COMMAND, scan_command.COMMAND, DRAIN, UNDRAIN)
+    return (run.COMMAND, check.COMMAND, scan_logs.COMMAND, drain.DRAIN, drain.UNDRAIN)
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:

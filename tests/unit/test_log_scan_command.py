@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mongooseim_agent.logwatch import scan_command
-from mongooseim_agent.logwatch.scan_command import COMMAND, EXIT_OK, EXIT_UNREADABLE
+from mongooseim_agent.commands import scan_logs as scan_command
+from mongooseim_agent.commands.scan_logs import COMMAND, EXIT_OK, EXIT_UNREADABLE
 from tests.support.logfiles import LogBook, mixed
 
 

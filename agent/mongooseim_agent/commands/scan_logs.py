@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from mongooseim_agent.collectors.logs import configured_patterns
-from mongooseim_agent.command import Command
+from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import ConfigError, LogsSection, load_config
 from mongooseim_agent.logwatch import compressed
 from mongooseim_agent.logwatch.scanner import DEFAULT_MAX_LINE_BYTES, LineStream, ScanPlan, Tally

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from mongooseim_agent.collectors.base import BackgroundCollector, Collector
 from mongooseim_agent.collectors.registry import default_assembly
-from mongooseim_agent.command import Command
+from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Check, Snapshot, Status

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mongooseim_agent import drain
-from mongooseim_agent.command import Command
+from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import ConfigError, load_config
 
 
