@@ -6,6 +6,7 @@ import resource
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,14 @@ def _config(tmp_path: Path, node: str) -> Path:
         f'[node]\nname = "{node}"\n[fds]\ninterval = "200ms"\ntimeout = "200ms"\n'
     )
     return path
+
+
+def _otp_major() -> str:
+    """The OTP major release as the installed erl itself reports it."""
+    return subprocess.run(
+        ["erl", "-noshell", "-eval", "io:put_chars(erlang:system_info(otp_release)), halt()."],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()
 
 
 def _node_name(beam: HoldingBeam) -> str:
@@ -57,7 +66,7 @@ def beams() -> Iterator[list[HoldingBeam]]:
 
 def _fds_match(beam: HoldingBeam, node: str) -> Callable[[Series], bool]:
     def predicate(series: Series) -> bool:
-        return value(series, "mongooseim_process_open_fds", node=node) == beam.open_fds()
+        return value(series, "mongooseim_process_open_fds") == beam.open_fds()
 
     return predicate
 
@@ -75,13 +84,16 @@ def test_exact_open_fds_and_both_limits(
     agent = AgentProcess(_config(workdir, node))
     agents.append(agent)
     series = agent.poll_metrics(_fds_match(beam, node))
-    assert value(series, "mongooseim_process_open_fds", node=node) == beam.open_fds()
+    assert value(series, "mongooseim_process_open_fds") == beam.open_fds()
     assert beam.open_fds() >= count
     limits = procfs.parse_nofile(Path(f"/proc/{beam.pid}/limits").read_text())
-    assert value(series, "mongooseim_process_max_fds", node=node) == limits.soft
-    assert value(series, "mongooseim_process_max_fds_hard", node=node) == limits.hard
-    assert value(series, "mongooseim_node_up", node=node) == 1
-    assert value(series, "mongooseim_vm_port_limit_configured", node=node) == 4096
+    assert value(series, "mongooseim_process_max_fds") == limits.soft
+    assert value(series, "mongooseim_process_max_fds_hard") == limits.hard
+    assert value(series, "mongooseim_node_up") == 1
+    assert value(series, "mongooseim_vm_port_limit_configured") == 4096
+    (info,) = [labels for (name, labels) in series if name == "mongooseim_node_info"]
+    assert dict(info)["erlang_node"] == node
+    assert dict(info)["otp_release"].split(".")[0] == _otp_major()
     assert value(series, "mongooseim_agent_collector_success", collector="fds") == 1
 
 
@@ -95,18 +107,18 @@ def test_node_restart_is_followed(
     agent = AgentProcess(_config(workdir, node))
     agents.append(agent)
     series = agent.poll_metrics(_fds_match(first, node))
-    started = value(series, "mongooseim_node_start_time_seconds", node=node)
+    started = value(series, "mongooseim_node_start_time_seconds")
     first.stop()
-    down = agent.poll_metrics(lambda s: value(s, "mongooseim_node_up", node=node) == 0)
-    assert value(down, "mongooseim_node_up", node=node) == 0
-    assert value(down, "mongooseim_process_open_fds", node=node) is None
+    down = agent.poll_metrics(lambda s: value(s, "mongooseim_node_up") == 0)
+    assert value(down, "mongooseim_node_up") == 0
+    assert value(down, "mongooseim_process_open_fds") is None
     assert value(down, "mongooseim_node_ready") == 0
     second = HoldingBeam(300, workdir / "b", sname=first.sname)
     beams.append(second)
     series = agent.poll_metrics(_fds_match(second, node))
-    assert value(series, "mongooseim_process_open_fds", node=node) == second.open_fds()
-    assert value(series, "mongooseim_node_up", node=node) == 1
-    assert value(series, "mongooseim_node_start_time_seconds", node=node) != started
+    assert value(series, "mongooseim_process_open_fds") == second.open_fds()
+    assert value(series, "mongooseim_node_up") == 1
+    assert value(series, "mongooseim_node_start_time_seconds") != started
 
 
 def test_sighup_reload_refuses_bad_config_and_applies_good_one(
@@ -127,12 +139,12 @@ def test_sighup_reload_refuses_bad_config_and_applies_good_one(
     assert "fds.intervl: unknown key; did you mean 'interval'?" in refused["error"]
     series = agent.metrics()
     assert value(series, "mongooseim_agent_config_reload_success") == 0
-    assert value(series, "mongooseim_node_up", node=_node_name(first)) == 1
+    assert value(series, "mongooseim_node_up") == 1
     _config(workdir, _node_name(second))
     agent.signal(signal.SIGHUP)
     agent.wait_log("config reloaded")
     series = agent.poll_metrics(_fds_match(second, _node_name(second)))
-    assert value(series, "mongooseim_process_open_fds", node=_node_name(second)) == (
+    assert value(series, "mongooseim_process_open_fds") == (
         second.open_fds()
     )
     assert value(series, "mongooseim_agent_config_reload_success") == 1
@@ -168,7 +180,7 @@ def _scrape_as_nobody(
     )
     agents.append(agent)
     series = agent.poll_metrics(_fds_match(beam, node))
-    assert value(series, "mongooseim_process_open_fds", node=node) == beam.open_fds()
+    assert value(series, "mongooseim_process_open_fds") == beam.open_fds()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert value(series, "mongooseim_process_max_fds", node=node) == soft
-    assert value(series, "mongooseim_process_max_fds_hard", node=node) == hard
+    assert value(series, "mongooseim_process_max_fds") == soft
+    assert value(series, "mongooseim_process_max_fds_hard") == hard

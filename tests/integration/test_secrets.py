@@ -62,7 +62,7 @@ def test_cookie_never_leaks(tmp_path: Path, cookie_source: str) -> None:
             lambda s: value(s, "mongooseim_agent_collector_success", collector="vm") == 1
             and value(s, "mongooseim_agent_collector_success", collector="probes") == 1
         )
-        got = value(series, "mongooseim_vm_port_count", node=node.node_name)
+        got = value(series, "mongooseim_vm_ports")
         assert (got is not None) == (cookie_source == "setcookie")
         outputs = _outputs(agent, config)
         if cookie_source == "wrong_cookie_file":

@@ -41,6 +41,14 @@ def add_process(
     return base
 
 
+def add_otp_install(root: Path, version: str) -> Path:
+    """An OTP installation's releases/<major>/OTP_VERSION, as Debian's erlang-base has it."""
+    release = root / "releases" / version.split(".")[0]
+    release.mkdir(parents=True)
+    (release / "OTP_VERSION").write_text(version + "\n")
+    return root
+
+
 def make_host(root: Path, file_nr: str = "469\t0\t2466170\n", nr_open: int = 1048576) -> None:
     (root / "sys" / "fs").mkdir(parents=True, exist_ok=True)
     (root / "sys" / "fs" / "file-nr").write_text(file_nr)
@@ -48,13 +56,15 @@ def make_host(root: Path, file_nr: str = "469\t0\t2466170\n", nr_open: int = 104
     (root / "stat").write_text("cpu  1 2 3\nbtime 1763900000\n")
 
 
-def beam_argv(*init_args: str, emulator: tuple[str, ...] = ()) -> list[str]:
+def beam_argv(
+    *init_args: str, emulator: tuple[str, ...] = (), root: str = "/usr/lib/erlang"
+) -> list[str]:
     """beam.smp's argv as erlexec builds it (checked on OTP 25)."""
     return [
-        "/usr/lib/erlang/erts-13.1.5/bin/beam.smp",
+        f"{root}/erts-13.1.5/bin/beam.smp",
         *emulator,
         "--",
-        "-root", "/usr/lib/erlang", "-bindir", "/usr/lib/erlang/erts-13.1.5/bin",
+        "-root", root, "-bindir", f"{root}/erts-13.1.5/bin",
         "-progname", "erl", "--", "-home", "/home/mongooseim", "--",
         *init_args,
         "--",

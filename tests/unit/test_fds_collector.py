@@ -8,7 +8,7 @@ from mongooseim_agent.collectors.fds import FdCollector, count_open_fds
 from mongooseim_agent.config import FdsSection
 from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
 from mongooseim_agent.snapshot import Snapshot, Status
-from tests.support.fakeproc import add_process, beam_argv, make_host
+from tests.support.fakeproc import add_otp_install, add_process, beam_argv, make_host
 
 
 def _collector(root: Path, open_fds: int, name: str | None = "m@h") -> FdCollector:
@@ -26,7 +26,8 @@ def _values(snap: Snapshot) -> dict[str, float]:
 async def test_samples_and_limits(tmp_path: Path) -> None:
     """Open fds, both nofile limits, host table, configured port/process limits, start time."""
     make_host(tmp_path, file_nr="1000\t0\t100000\n")
-    add_process(tmp_path, 7, beam_argv("-sname", "m", emulator=("-P", "2000")),
+    otp = add_otp_install(tmp_path / "otp", "26.2.5")
+    add_process(tmp_path, 7, beam_argv("-sname", "m", emulator=("-P", "2000"), root=str(otp)),
                 environ={"ERL_MAX_PORTS": "70000"}, start_ticks=500)
     snap = await _collector(tmp_path, 15000).collect()
     values = _values(snap)
@@ -40,7 +41,9 @@ async def test_samples_and_limits(tmp_path: Path) -> None:
     assert values["mongooseim_vm_port_limit_configured"] == 70000
     assert values["mongooseim_vm_process_limit_configured"] == 2000
     assert values["mongooseim_node_start_time_seconds"] == 1763900000 + 5
-    assert all(s.labels == {"node": "m@h"} for s in snap.samples if "node" in s.labels)
+    info = next(s for s in snap.samples if s.metric == "mongooseim_node_info")
+    assert info.labels == {"erlang_node": "m@h", "otp_release": "26.2.5", "release_root": ""}
+    assert all(not s.labels for s in snap.samples if s is not info)
     fds = next(c for c in snap.checks if c.name == "node_fds")
     assert fds.status is Status.OK
 
@@ -67,7 +70,7 @@ async def test_node_gone_leaves_no_process_series(tmp_path: Path) -> None:
         "mongooseim_host_nr_open",
     }
     up = next(s for s in snap.samples if s.metric == "mongooseim_node_up")
-    assert (up.value, up.labels) == (0, {"node": "m@h"})
+    assert (up.value, up.labels) == (0, {})
     node = next(c for c in snap.checks if c.name == "node_process")
     assert node.status is Status.CRITICAL and node.affects_readiness
 

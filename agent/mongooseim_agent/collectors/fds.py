@@ -22,15 +22,19 @@ from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
-    gauge("mongooseim_node_up", "1 if the node's beam.smp process is found.", "node"),
+    gauge(
+        "mongooseim_node_info",
+        "1 while the watched node's process is found; its name, OTP release and release root.",
+        "erlang_node", "otp_release", "release_root",
+    ),
+    gauge("mongooseim_node_up", "1 if the node's beam.smp process is found."),
     gauge(
         "mongooseim_node_start_time_seconds",
         "Start time of the node's OS process (Unix seconds): a change is a restart.",
-        "node",
     ),
-    gauge("mongooseim_process_open_fds", "Open file descriptors of the node's process.", "node"),
-    gauge("mongooseim_process_max_fds", "Soft nofile limit of the node's process.", "node"),
-    gauge("mongooseim_process_max_fds_hard", "Hard nofile limit of the node's process.", "node"),
+    gauge("mongooseim_process_open_fds", "Open file descriptors of the node's process."),
+    gauge("mongooseim_process_max_fds", "Soft nofile limit of the node's process."),
+    gauge("mongooseim_process_max_fds_hard", "Hard nofile limit of the node's process."),
     gauge("mongooseim_host_fds_allocated", "Allocated file handles on the host (file-nr)."),
     gauge("mongooseim_host_fds_max", "Host-wide file handle limit (fs.file-max)."),
     gauge("mongooseim_host_nr_open", "Largest nofile limit a process may be given (fs.nr_open)."),
@@ -38,12 +42,10 @@ METRICS: tuple[MetricSpec, ...] = (
         "mongooseim_vm_port_limit_configured",
         "Port table size from the command line (+Q, else ERL_MAX_PORTS), before ERTS rounds "
         "it up to a power of two.",
-        "node",
     ),
     gauge(
         "mongooseim_vm_process_limit_configured",
         "Process table size from the command line (+P).",
-        "node",
     ),
 )
 
@@ -152,26 +154,27 @@ class FdCollector:
             samples.append(Sample("mongooseim_host_nr_open", r.nr_open))
         node = r.node
         if node is None:
-            label = {"node": self._tracker.wanted_name or ""}
-            samples.append(Sample("mongooseim_node_up", 0, label))
+            samples.append(Sample("mongooseim_node_up", 0))
             return tuple(samples)
-        label = {"node": node.name}
-        samples.append(Sample("mongooseim_node_up", 1, label))
+        samples.append(Sample("mongooseim_node_info", 1, {
+            "erlang_node": node.name,
+            "otp_release": node.otp_release or "",
+            "release_root": str(node.release_root or ""),
+        }))
+        samples.append(Sample("mongooseim_node_up", 1))
         if r.start_time is not None:
-            samples.append(Sample("mongooseim_node_start_time_seconds", r.start_time, label))
+            samples.append(Sample("mongooseim_node_start_time_seconds", r.start_time))
         if r.open_fds is not None:
-            samples.append(Sample("mongooseim_process_open_fds", r.open_fds, label))
+            samples.append(Sample("mongooseim_process_open_fds", r.open_fds))
         if r.nofile is not None:
             if r.nofile.soft is not None:
-                samples.append(Sample("mongooseim_process_max_fds", r.nofile.soft, label))
+                samples.append(Sample("mongooseim_process_max_fds", r.nofile.soft))
             if r.nofile.hard is not None:
-                samples.append(Sample("mongooseim_process_max_fds_hard", r.nofile.hard, label))
+                samples.append(Sample("mongooseim_process_max_fds_hard", r.nofile.hard))
         if node.max_ports is not None:
-            samples.append(Sample("mongooseim_vm_port_limit_configured", node.max_ports, label))
+            samples.append(Sample("mongooseim_vm_port_limit_configured", node.max_ports))
         if node.max_processes is not None:
-            samples.append(
-                Sample("mongooseim_vm_process_limit_configured", node.max_processes, label)
-            )
+            samples.append(Sample("mongooseim_vm_process_limit_configured", node.max_processes))
         return tuple(samples)
 
     def _checks(self, r: FdReading) -> tuple[Check, ...]:

@@ -18,16 +18,16 @@ from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
-    gauge("mongooseim_vm_port_count", "Ports in use in the node's VM.", "node"),
-    gauge("mongooseim_vm_port_limit", "Size of the node's port table (live value).", "node"),
-    gauge("mongooseim_vm_process_count", "Processes in the node's VM.", "node"),
-    gauge("mongooseim_vm_process_limit", "Size of the node's process table.", "node"),
+    gauge("mongooseim_vm_ports", "Ports in use in the node's VM."),
+    gauge("mongooseim_vm_port_limit", "Size of the node's port table (live value)."),
+    gauge("mongooseim_vm_processes", "Processes in the node's VM."),
+    gauge("mongooseim_vm_process_limit", "Size of the node's process table."),
 )
 
 _READINGS = (
-    (Query.PORT_COUNT, "mongooseim_vm_port_count"),
+    (Query.PORT_COUNT, "mongooseim_vm_ports"),
     (Query.PORT_LIMIT, "mongooseim_vm_port_limit"),
-    (Query.PROCESS_COUNT, "mongooseim_vm_process_count"),
+    (Query.PROCESS_COUNT, "mongooseim_vm_processes"),
     (Query.PROCESS_LIMIT, "mongooseim_vm_process_limit"),
 )
 _TABLE_HINTS = {
@@ -87,12 +87,12 @@ class VmCollector:
                 hint="the node must be reachable over Erlang distribution from this host "
                 "(epmd and the dist port) and the agent must know its cookie",
             ),))
-        label = {"node": node.name}
-        samples = tuple(Sample(metric, value, label) for metric, value in values.items())
-        checks = tuple(
-            self._table_check(kind, values[f"mongooseim_vm_{kind}_count"],
-                              values[f"mongooseim_vm_{kind}_limit"])
-            for kind in ("port", "process")
+        samples = tuple(Sample(metric, value) for metric, value in values.items())
+        checks = (
+            self._table_check("port", values["mongooseim_vm_ports"],
+                              values["mongooseim_vm_port_limit"]),
+            self._table_check("process", values["mongooseim_vm_processes"],
+                              values["mongooseim_vm_process_limit"]),
         )
         return Snapshot(self.name, samples, checks)
 

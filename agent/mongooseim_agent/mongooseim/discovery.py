@@ -115,6 +115,7 @@ class NodeLocator:
             uid=uid,
             start_ticks=procfs.parse_stat_start_ticks(stat),
             release_root=root,
+            otp_release=self._otp_release(args),
             cookie=Secret(cookie) if cookie is not None else None,
             max_ports=max_ports,
             max_ports_source=source,
@@ -142,6 +143,28 @@ class NodeLocator:
         for candidate in candidates:
             if (candidate / "etc" / "vm.args").is_file():
                 return candidate
+        return None
+
+    @staticmethod
+    def _otp_release(args: VmArgs) -> str | None:
+        """The OTP version of the installation beam runs from (`-root`, always in its argv).
+
+        An OTP install keeps it in releases/<major>/OTP_VERSION (world-readable, so this
+        works unprivileged); a release that bundles ERTS may not have the file.
+        """
+        if not args.root:
+            return None
+        try:
+            candidates = sorted(Path(args.root, "releases").glob("*/OTP_VERSION"))
+        except OSError:
+            return None
+        for path in reversed(candidates):
+            try:
+                text = path.read_text(errors="replace").strip()
+            except OSError:
+                continue
+            if text and len(text) <= 32 and text.isprintable():
+                return text
         return None
 
     def _environ(self, pid: int) -> dict[str, str] | None:

@@ -61,7 +61,7 @@ _DEFAULTS: tuple[tuple[str, tuple[str, ...], str | None, Status, str, str], ...]
         None,
         Status.CRITICAL,
         "an Erlang VM limit was hit (system_limit): ports, processes or atoms",
-        "compare mongooseim_vm_port_count with mongooseim_vm_port_limit; raise "
+        "compare mongooseim_vm_ports with mongooseim_vm_port_limit; raise "
         "ERL_MAX_PORTS / +Q or +P in vm.args and restart the node",
     ),
     (

@@ -21,6 +21,9 @@ class NodeProcess:
     # /proc/PID/stat field 22, clock ticks since boot: tells a reused PID from the same process.
     start_ticks: int
     release_root: Path | None = None
+    # The OTP release the node runs ("25.2.3"), from <root>/releases/*/OTP_VERSION of its
+    # Erlang installation; None when that file is not found (e.g. a release without it).
+    otp_release: str | None = None
     cookie: Secret | None = None
     # Port table size as configured: +Q wins over ERL_MAX_PORTS; None when neither is set.
     max_ports: int | None = None

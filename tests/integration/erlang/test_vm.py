@@ -37,12 +37,12 @@ async def test_tables_match_the_node(epmd: Epmd, node_a: ErlNode) -> None:
         await node_link.close()
     samples = {s.metric: s.value for s in snapshot.samples}
     assert set(samples) == {m.name for m in METRICS}
-    assert all(s.labels == {"node": node_a.name} for s in snapshot.samples)
+    assert all(not s.labels for s in snapshot.samples)
     assert samples["mongooseim_vm_port_limit"] == node_a.eval("erlang:system_info(port_limit).")
     assert samples["mongooseim_vm_process_limit"] == node_a.eval(
         "erlang:system_info(process_limit).")
-    assert 0 < samples["mongooseim_vm_port_count"] < samples["mongooseim_vm_port_limit"]
-    assert 0 < samples["mongooseim_vm_process_count"] < samples["mongooseim_vm_process_limit"]
+    assert 0 < samples["mongooseim_vm_ports"] < samples["mongooseim_vm_port_limit"]
+    assert 0 < samples["mongooseim_vm_processes"] < samples["mongooseim_vm_process_limit"]
     assert {c.name: c.status for c in snapshot.checks} == {
         "vm_port_table": Status.OK, "vm_process_table": Status.OK}
 
