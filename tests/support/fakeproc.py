@@ -43,7 +43,7 @@ def add_process(
 
 def add_otp_install(root: Path, version: str) -> Path:
     """An OTP installation's releases/<major>/OTP_VERSION, as Debian's erlang-base has it."""
-    release = root / "releases" / version.split(".")[0]
+    release = root / "releases" / version.split(".", maxsplit=1)[0]
     release.mkdir(parents=True)
     (release / "OTP_VERSION").write_text(version + "\n")
     return root
