@@ -241,6 +241,52 @@ class LogsSection(_Section):
         return value
 
 
+class LoadBalancerSection(_Section):
+    """What /node/ready and the HAProxy agent-check answer, and the collector behind them."""
+
+    # The lb collector: the node's process state, its answer over distribution, and the
+    # established connections on each [probes] listener.
+    interval: Duration = 2.0
+    timeout: Duration = 1.5
+    # Condition names (check names such as "node_fds", "listener_s2s", "cluster_members",
+    # or "drained", "agent_started") that are shown but never make the node not ready.
+    exempt: tuple[str, ...] = ()
+    # Conditions that must be present: missing means "no verdict yet", which is not ready.
+    required: tuple[str, ...] = ("node_process",)
+    # A readiness check at this status or worse makes the node not ready.
+    fail_on: Literal["critical", "warning"] = "critical"
+    # A verdict older than stale_after intervals of its collector (plus its timeout)
+    # counts as failing with the reason "stale".
+    stale_after: float = Field(default=3.0, ge=1.0, le=100.0)
+    # The node is not ready when it has not answered over distribution for this long
+    # (a frozen or wedged VM still accepts TCP on its listeners).
+    silent_after: Duration = 10.0
+    # "host:port" of the HAProxy agent-check listener; None: off.
+    agent_check_address: str | None = None
+    agent_check_max_connections: int = Field(default=64, ge=1, le=10000)
+    # How long one agent-check connection may stay open.
+    agent_check_timeout: Duration = 2.0
+    # Lower the agent-check weight as the node's fd use nears its soft nofile limit.
+    weight_by_fd_headroom: bool = False
+    # fd use (open / soft limit) above which the weight starts to fall; at the limit: 1%.
+    weight_fd_start_ratio: float = Field(default=0.5, ge=0.0, lt=1.0)
+
+    @field_validator("agent_check_address")
+    @classmethod
+    def _agent_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_host_port(value)
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> LoadBalancerSection:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
+            )
+        return self
+
+
 class Config(_Section):
     agent: AgentSection = AgentSection()
     node: NodeSection = NodeSection()
@@ -248,6 +294,7 @@ class Config(_Section):
     probes: ProbesSection = ProbesSection()
     vm: VmSection = VmSection()
     logs: LogsSection = LogsSection()
+    load_balancer: LoadBalancerSection = LoadBalancerSection()
 
 
 _TYPE_REPR = re.compile(r" for <class '[^']*'>")

@@ -20,9 +20,10 @@ from mongooseim_agent.collectors.registry import Assembly, contract, default_ass
 from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.exposition import StoreCollector, agent_samples
 from mongooseim_agent.http import ListenAddress, WebApp, bind
+from mongooseim_agent.loadbalancer.readiness import STARTING, ReadinessPolicy, Schedule, Verdict
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Sample
-from mongooseim_agent.store import Readiness, Store
+from mongooseim_agent.store import Store
 
 CollectorFactory = Callable[[Config], Assembly]
 
@@ -34,6 +35,14 @@ class _Generation:
     config: Config
     assembly: Assembly
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    policy: ReadinessPolicy = field(init=False)
+    schedules: dict[str, Schedule] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = ReadinessPolicy(self.config.load_balancer)
+        self.schedules = {
+            c.name: Schedule(c.interval, c.timeout) for c in self.assembly.collectors
+        }
 
     @property
     def collectors(self) -> list[Collector]:
@@ -76,10 +85,15 @@ class Daemon:
         names = {c.name for c in self._generation.collectors}
         return bool(names) and all(self._store.get(name) is not None for name in names)
 
-    def readiness(self) -> Readiness:
+    def readiness(self) -> Verdict:
+        """The load-balancer verdict, from memory only (no IO on the request path)."""
         if not self.started():
-            return Readiness(False, ("agent starting: first collection not done",))
-        return self._store.readiness(self._drained)
+            return STARTING
+        generation = self._generation
+        drained = "drained (mongooseim-agent undrain restores)" if self._drained else None
+        return generation.policy.evaluate(
+            self._store, generation.schedules, self._wall(), drained
+        )
 
     def _samples(self) -> Iterator[Sample]:
         for snap in self._store:

@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from mongooseim_agent import __version__
+from mongooseim_agent.loadbalancer.readiness import Verdict
 from mongooseim_agent.snapshot import Status
-from mongooseim_agent.store import Readiness, Store
+from mongooseim_agent.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 """
 
 
-def render_landing(store: Store, readiness: Readiness, now: float) -> str:
+def render_landing(store: Store, readiness: Verdict, now: float) -> str:
     esc = html.escape
     rows = []
     for snap in store:
@@ -132,7 +133,7 @@ class WebApp:
         self,
         store: Store,
         registry: CollectorRegistry,
-        readiness: Callable[[], Readiness],
+        readiness: Callable[[], Verdict],
         started: Callable[[], bool],
         *,
         clock: Callable[[], float] = time.time,
@@ -174,9 +175,16 @@ class WebApp:
         return web.Response(status=503, text="first collection not done yet\n")
 
     async def node_ready(self, request: web.Request) -> web.Response:
-        verdict = self._readiness()
-        body = json.dumps({"ready": verdict.ready, "reasons": list(verdict.reasons)})
-        return web.Response(
-            status=200 if verdict.ready else 503, text=body + "\n",
-            content_type="application/json",
-        )
+        return node_ready_response(self._readiness())
+
+
+def node_ready_response(verdict: Verdict) -> web.Response:
+    """200 or 503 with every condition and its value, for HAProxy, Nginx, ELB and Route53.
+
+    HEAD gets the same status without the body (aiohttp drops it).
+    """
+    body = json.dumps(verdict.to_json())
+    return web.Response(
+        status=200 if verdict.ready else 503, text=body + "\n",
+        content_type="application/json", headers={"Cache-Control": "no-store"},
+    )

@@ -37,6 +37,7 @@ class CollectorRunner:
     async def run_once(self) -> Snapshot:
         """One collection; never raises except for cancellation."""
         started = self._monotonic()
+        self._store.begin(self.collector.name, self._wall())
         try:
             async with asyncio.timeout(self.collector.timeout):
                 snapshot = await self.collector.collect()

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-from mongooseim_agent.snapshot import Check, Snapshot, Status
-
-
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    ready: bool
-    reasons: tuple[str, ...] = field(default_factory=tuple)
+from mongooseim_agent.snapshot import Check, Snapshot
 
 
 class Store:
     def __init__(self) -> None:
         self._latest: dict[str, Snapshot] = {}
+        # Collector -> wall-clock start of its run in progress (cleared by put).
+        self._running: dict[str, float] = {}
         # Bumped on every change, so renderings of the store can be cached until it moves.
         self.version = 0
 
     def put(self, snapshot: Snapshot) -> None:
         self._latest[snapshot.collector] = snapshot
+        self._running.pop(snapshot.collector, None)
         self.version += 1
+
+    def begin(self, collector: str, started: float) -> None:
+        """A run of `collector` started at wall-clock `started`: one stuck past its timeout
+        then shows in the load-balancer verdict."""
+        self._running[collector] = started
+
+    def running_since(self, collector: str) -> float | None:
+        return self._running.get(collector)
 
     def get(self, collector: str) -> Snapshot | None:
         return self._latest.get(collector)
@@ -32,6 +36,7 @@ class Store:
         self.version += 1
 
     def forget(self, collector: str) -> None:
+        self._running.pop(collector, None)
         if self._latest.pop(collector, None) is not None:
             self.version += 1
 
@@ -43,13 +48,3 @@ class Store:
 
     def checks(self) -> list[Check]:
         return [check for snap in self for check in snap.checks]
-
-    def readiness(self, drained: bool) -> Readiness:
-        """Ready unless drained or a readiness-affecting check is critical."""
-        reasons = ["drained (mongooseim-agent undrain restores)"] if drained else []
-        reasons.extend(
-            f"{check.name}: {check.summary}"
-            for check in self.checks()
-            if check.affects_readiness and check.status is Status.CRITICAL
-        )
-        return Readiness(not reasons, tuple(reasons))

@@ -57,7 +57,11 @@ def test_endpoints_landing_openmetrics_and_readiness(tmp_path: Path, beam: Holdi
         assert agent.get("/-/ready")[0] == 200
         status, ctype, body = agent.get("/node/ready")
         assert (status, ctype.split(";")[0]) == (200, "application/json")
-        assert json.loads(body) == {"ready": True, "reasons": []}
+        verdict = json.loads(body)
+        assert (verdict["ready"], verdict["reasons"], verdict["drained"]) == (True, [], False)
+        conditions = {c["name"]: c for c in verdict["conditions"]}
+        assert conditions["node_process"]["ok"] is True
+        assert conditions["node_fds"]["value"].endswith("of the process's nofile limit)")
         status, ctype, body = agent.get("/")
         assert status == 200 and ctype.startswith("text/html")
         assert "node_fds" in body and _node(beam) in body and "<script" not in body

@@ -1,0 +1,1 @@
+"""Load balancing: the readiness verdict, the HAProxy agent-check listener, connection counts."""
