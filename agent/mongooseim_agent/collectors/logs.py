@@ -16,8 +16,9 @@ from pathlib import Path
 import structlog
 
 from mongooseim_agent.config import LogsSection
-from mongooseim_agent.logwatch.follower import Follower, open_readonly
+from mongooseim_agent.logwatch.follower import Follower
 from mongooseim_agent.logwatch.journal import JournalSource, Spawn
+from mongooseim_agent.logwatch.safeopen import open_regular
 from mongooseim_agent.logwatch.scanner import ScanPlan
 from mongooseim_agent.logwatch.sources import default_globs
 from mongooseim_agent.logwatch.state import StateStore
@@ -105,7 +106,7 @@ class LogsCollector:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        open_fd: Callable[[str], int] = open_readonly,
+        open_fd: Callable[[str], int] = open_regular,
         journal_command: Sequence[str] = ("journalctl",),
         journal_spawn: Spawn = asyncio.create_subprocess_exec,
         drain_grace: float = 5.0,

@@ -43,6 +43,7 @@ from mongooseim_agent.logwatch.fileid import (
     Fingerprint,
     family,
 )
+from mongooseim_agent.logwatch.safeopen import open_regular
 from mongooseim_agent.logwatch.scanner import LineStream, ScanPlan, Tally
 from mongooseim_agent.logwatch.sources import Candidate, Listing, candidate, list_files
 from mongooseim_agent.logwatch.state import FileRecord, FollowerState, RetiredRecord
@@ -61,10 +62,6 @@ ARCHIVE_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, zlib.error, lz
 ARCHIVE_OR_FORMAT_ERRORS: tuple[type[Exception], ...] = (
     *ARCHIVE_ERRORS, compressed.UnsupportedCompression,
 )
-
-
-def open_readonly(path: str) -> int:
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _real(path: str) -> str:
@@ -140,7 +137,7 @@ class Follower:
         read_chunk: int = READ_CHUNK,
         wall_ns: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
-        open_fd: Callable[[str], int] = open_readonly,
+        open_fd: Callable[[str], int] = open_regular,
         lister: Callable[[Sequence[str]], Listing] = list_files,
     ) -> None:
         self._plan = plan
