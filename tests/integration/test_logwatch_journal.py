@@ -43,6 +43,7 @@ async def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     close: bool = True) -> AsyncIterator[LogsCollector]:
     monkeypatch.setenv("FAKE_JOURNAL", str(tmp_path / "journal.jsonl"))
     monkeypatch.setenv("FAKE_JOURNAL_ARGV", str(tmp_path / "argv.jsonl"))
+    monkeypatch.setenv("FAKE_JOURNAL_FOLLOWING", str(tmp_path / "following"))
     c = LogsCollector(LogsSection(journal_unit="mongooseim.service", poll_interval=0.02),
                       tmp_path / "state", journal_command=(sys.executable, str(FAKE)))
     task = asyncio.create_task(c.run())
@@ -71,6 +72,18 @@ async def until(c: LogsCollector, metric: str, value: float,
     raise AssertionError(f"{metric}{{{pattern}}} never reached {value}: {snap.samples}")
 
 
+async def following(tmp_path: Path, runs: int, deadline: float = 10.0) -> None:
+    """Until the `runs`-th journalctl run has output its backlog and follows new entries."""
+    marks = tmp_path / "following"
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while loop.time() < end:
+        if marks.exists() and len(marks.read_text().splitlines()) >= runs:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"journalctl run {runs} never started following")
+
+
 def argvs(tmp_path: Path) -> list[list[str]]:
     return [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
 
@@ -84,7 +97,7 @@ async def test_journal_counts_and_resumes_after_the_cursor(
     journal.add("reason=emfile before the agent started")
     async with collector(tmp_path, monkeypatch) as c:
         await until(c, "mongooseim_log_lines_total", 0)
-        await asyncio.sleep(0.2)
+        await following(tmp_path, 1)
         journal.add("Ranch acceptor reducing accept rate: out of file descriptors")
         last = journal.add([0xFF, 0x20, 0x65, 0x6E, 0x66, 0x69, 0x6C, 0x65])  # \xff enfile
         snap = await until(c, "mongooseim_log_lines_total", 2)
@@ -112,14 +125,15 @@ async def test_vacuumed_cursor_is_a_loss_then_follows_from_now(
     """A saved cursor the journal no longer has: counted as a loss, not re-read from zero."""
     journal = Journal(tmp_path / "journal.jsonl")
     async with collector(tmp_path, monkeypatch) as c:
-        await asyncio.sleep(0.2)
+        await following(tmp_path, 1)
         journal.add("reason=emfile")
         await until(c, "mongooseim_log_lines_total", 1)
     journal.path.write_text("")  # vacuumed
     journal.add("reason=emfile, older than anything the agent saw")
     async with collector(tmp_path, monkeypatch) as c:
         await until(c, "mongooseim_log_losses_total", 1)
-        await asyncio.sleep(0.2)
+        # The run refused for its cursor never followed; the next one, from the end, does.
+        await following(tmp_path, 2)
         journal.add("reason=emfile")
         snap = await until(c, "mongooseim_log_lines_total", 2)
     counts = {s.labels.get("pattern"): s.value for s in snap.samples

@@ -2,7 +2,8 @@
 
 journald is not running on the test machines; this honours the options the agent uses
 (--after-cursor, --lines=0, --no-tail, --unit) so cursor handling runs against a real
-child process. Entries are followed as the file grows, until the process is terminated.
+child process. Entries are followed as the file grows, until the process is terminated;
+$FAKE_JOURNAL_FOLLOWING, when set, gets a line each time a run starts following.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def main() -> int:
         for line in backlog:
             sys.stdout.buffer.write(line)
         sys.stdout.flush()
+        following = os.environ.get("FAKE_JOURNAL_FOLLOWING")
+        if following:
+            # Tests wait for this instead of sleeping: from here on, every entry added to
+            # the journal is one this process outputs.
+            with open(following, "a") as mark:
+                mark.write(f"{os.getpid()}\n")
         while True:
             line = journal.readline()
             if line.endswith(b"\n"):
