@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -54,6 +55,40 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+class _PeriodicSection(_Section):
+    """A section run every `interval` with a `timeout`.
+
+    An unset timeout is the smaller of its default and the interval (as Prometheus does for
+    scrape_timeout), so `interval = "1s"` alone is valid; a timeout set above the interval is
+    an error on `<section>.timeout`.
+    """
+
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "timeout" in data or "interval" not in data:
+            return data
+        try:
+            interval = float(_parse_duration(data["interval"]))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return data  # the interval's own validation reports it
+        default = cls.model_fields["timeout"].default
+        if 0 < interval < default:
+            return {**data, "timeout": interval}
+        return data
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_fits(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and value > interval:
+            raise ValueError(f"must not exceed interval ({interval:g}s)")
+        return value
+
+
 class AgentSection(_Section):
     state_dir: Path = DEFAULT_STATE_DIR
 
@@ -72,7 +107,7 @@ class NodeSection(_Section):
         return value
 
 
-class FdsSection(_Section):
+class FdsSection(_PeriodicSection):
     interval: Duration = 5.0
     timeout: Duration = 2.0
     warning_ratio: Ratio = 0.8
@@ -92,10 +127,6 @@ class FdsSection(_Section):
                 f"host_warning_ratio ({self.host_warning_ratio}) must not exceed "
                 f"host_critical_ratio ({self.host_critical_ratio})"
             )
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
-            )
         return self
 
 
@@ -114,7 +145,7 @@ def parse_host_port(value: str) -> tuple[str, int]:
 DEFAULT_LISTENERS = {"c2s": "127.0.0.1:5222", "s2s": "127.0.0.1:5269", "http": "127.0.0.1:5280"}
 
 
-class ProbesSection(_Section):
+class ProbesSection(_PeriodicSection):
     interval: Duration = 15.0
     # Per probe: each epmd query, TCP connect and handshake gets this long.
     timeout: Duration = 2.0
@@ -142,16 +173,8 @@ class ProbesSection(_Section):
                 raise ValueError(f"listener {name!r}: {exc}") from None
         return value
 
-    @model_validator(mode="after")
-    def _timeout_fits(self) -> ProbesSection:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
-            )
-        return self
 
-
-class VmSection(_Section):
+class VmSection(_PeriodicSection):
     interval: Duration = 15.0
     timeout: Duration = 5.0
     # Port and process table use, as a share of the table size, that warns / is critical.
@@ -164,10 +187,6 @@ class VmSection(_Section):
             raise ValueError(
                 f"warning_ratio ({self.warning_ratio}) must not exceed "
                 f"critical_ratio ({self.critical_ratio})"
-            )
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
             )
         return self
 

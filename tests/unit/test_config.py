@@ -33,7 +33,15 @@ BAD_CONFIGS = [
     ),
     (
         "[fds]\ninterval = '1s'\ntimeout = '2s'\n",
-        "fds: timeout (2.0) must not exceed interval (1.0)",
+        "fds.timeout: must not exceed interval (1s) (got '2s')",
+    ),
+    (
+        "[vm]\ninterval = '3s'\ntimeout = 4\n",
+        "vm.timeout: must not exceed interval (3s) (got 4)",
+    ),
+    (
+        "[probes]\ninterval = '500ms'\ntimeout = '1s'\n",
+        "probes.timeout: must not exceed interval (0.5s) (got '1s')",
     ),
     (
         "[node]\nname = 'mongooseim@host one'\n",
@@ -101,3 +109,19 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({"agent": {"zzz": 1}}, "f.toml")
     assert str(info.value) == "f.toml: agent.zzz: unknown key (valid keys: state_dir)"
+
+
+@pytest.mark.parametrize("section", ["fds", "vm", "probes"])
+def test_unset_timeout_shrinks_to_a_short_interval(section: str) -> None:
+    """Like Prometheus' scrape_timeout: an unset timeout is min(its default, interval)."""
+    config = parse_config({section: {"interval": "1s"}})
+    assert getattr(config, section).timeout == 1.0
+    longer = parse_config({section: {"interval": "1h"}})
+    assert getattr(longer, section).timeout == getattr(Config(), section).timeout
+
+
+def test_interval_alone_loads_from_a_file(tmp_path: Path) -> None:
+    """The issue's reproduction: a file with only `[fds] interval = "1s"` starts."""
+    path = tmp_path / "agent.toml"
+    path.write_text('[fds]\ninterval = "1s"\n')
+    assert load_config(path).fds.timeout == 1.0
