@@ -20,9 +20,9 @@ from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.dist import split_node_name
 from mongooseim_agent.erlang.epmd import EpmdClient, NamesReply, OpenConnection, close_quietly
 from mongooseim_agent.erlang.errors import CookieRejected, WireError
-from mongooseim_agent.erlang.link import NodeLink
 from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.node import NodeProcess
+from mongooseim_agent.mongooseim.nodelink import NodeLink
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (

@@ -9,9 +9,9 @@ from mongooseim_agent.collectors import fds, logs, probes, vm
 from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.dist import DistSettings
-from mongooseim_agent.erlang.link import NodeLink
 from mongooseim_agent.metrics import AGENT_METRICS, Contract, MetricSpec
 from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
+from mongooseim_agent.mongooseim.nodelink import NodeLink
 
 METRIC_GROUPS: tuple[tuple[MetricSpec, ...], ...] = (
     AGENT_METRICS,

@@ -13,8 +13,8 @@ from mongooseim_agent.config import VmSection
 from mongooseim_agent.erlang.connection import Query, reply_int
 from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.errors import CookieRejected, WireError
-from mongooseim_agent.erlang.link import NodeLink, NodeNotFound
 from mongooseim_agent.metrics import MetricSpec, gauge
+from mongooseim_agent.mongooseim.nodelink import NodeLink, NodeNotFound
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (

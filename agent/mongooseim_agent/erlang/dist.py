@@ -34,7 +34,7 @@ from mongooseim_agent.erlang.errors import (
 )
 from mongooseim_agent.erlang.etf import Term
 from mongooseim_agent.erlang.handshake import DIST_VERSION, perform_handshake
-from mongooseim_agent.secret import Secret
+from mongooseim_agent.erlang.secret import Secret
 
 CLIENT_NAME_PREFIX = "mongooseim_agent_"
 DEFAULT_POOL_SIZE = 4

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mongooseim_agent.erlang.errors import CookieRejected, HandshakeFailed, NameInUse
-from mongooseim_agent.secret import Secret
+from mongooseim_agent.erlang.secret import Secret
 
 DFLAG_PUBLISHED = 0x01
 DFLAG_ATOM_CACHE = 0x02

@@ -12,7 +12,6 @@ import pytest
 from mongooseim_agent.collectors.vm import VmCollector
 from mongooseim_agent.config import VmSection
 from mongooseim_agent.erlang.connection import Query
-from mongooseim_agent.erlang.cookie import resolve_cookie
 from mongooseim_agent.erlang.dist import DistClient, DistSettings, check_auth, connect
 from mongooseim_agent.erlang.errors import (
     ConnectionLost,
@@ -22,7 +21,8 @@ from mongooseim_agent.erlang.errors import (
     NodeNotRegistered,
 )
 from mongooseim_agent.erlang.etf import Atom
-from mongooseim_agent.erlang.link import NodeLink
+from mongooseim_agent.mongooseim.cookie import resolve_cookie
+from mongooseim_agent.mongooseim.nodelink import NodeLink
 from mongooseim_agent.secret import Secret
 from tests.integration.erlang.erlnodes import (
     Epmd,

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mongooseim_agent.erlang.connection import Query
-from mongooseim_agent.erlang.cookie import resolve_cookie
 from mongooseim_agent.erlang.dist import (
     DEFAULT_SETTINGS,
     DistClient,
@@ -24,8 +23,9 @@ from mongooseim_agent.erlang.dist import (
 from mongooseim_agent.erlang.epmd import OpenConnection
 from mongooseim_agent.erlang.errors import WireError
 from mongooseim_agent.erlang.etf import Term
+from mongooseim_agent.erlang.secret import Secret
+from mongooseim_agent.mongooseim.cookie import resolve_cookie
 from mongooseim_agent.mongooseim.node import NodeProcess
-from mongooseim_agent.secret import Secret
 
 
 class NodeNotFound(WireError):
