@@ -98,6 +98,9 @@ class NodeSection(_Section):
     name: str | None = None
     release_root: Path | None = None
     cookie_file: Path | None = None
+    # How often discovery re-validates the node's process (one read of /proc/PID/stat) or,
+    # when it is gone, looks for it again; it runs before and beside the collectors.
+    interval: Duration = 1.0
 
     @field_validator("name")
     @classmethod

@@ -158,19 +158,21 @@ class Daemon:
         assembly = self._factory(config)
         collectors = assembly.collectors
         generation = _Generation(config, assembly)
-        for index, collector in enumerate(collectors):
+        watch = assembly.watch
+        if watch is not None:
+            # Discovery first, so no collector starts without knowing the node.
+            await watch.refresh()
+            generation.tasks.append(
+                asyncio.create_task(watch.run(skip_first=True), name="node-watch")
+            )
+        for collector in collectors:
             if isinstance(collector, BackgroundCollector):
                 generation.tasks.append(
                     asyncio.create_task(collector.run(), name=f"{collector.name}-run")
                 )
             runner = CollectorRunner(collector, self._store)
-            if index == 0:
-                # Node discovery happens here: the others should not start without it.
-                await runner.run_once()
             generation.tasks.append(
-                asyncio.create_task(
-                    runner.run_forever(skip_first=index == 0), name=f"{collector.name}-collect"
-                )
+                asyncio.create_task(runner.run_forever(), name=f"{collector.name}-collect")
             )
         for stale in {s.collector for s in self._store} - {c.name for c in collectors}:
             self._store.forget(stale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -26,11 +26,13 @@ class CollectorRunner:
         store: Store,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.collector = collector
         self._store = store
         self._monotonic = monotonic
         self._wall = wall
+        self._sleep = sleep
         self._failing = False
         self._log = structlog.get_logger("runner").bind(collector=collector.name)
 
@@ -85,4 +87,4 @@ class CollectorRunner:
                 # Overran: skip the missed slots instead of running back to back.
                 next_run = self._monotonic() + interval
                 delay = interval
-            await asyncio.sleep(delay)
+            await self._sleep(delay)

@@ -7,14 +7,16 @@ import pytest
 from mongooseim_agent.collectors.fds import FdCollector, count_open_fds
 from mongooseim_agent.config import FdsSection
 from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
+from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 from mongooseim_agent.snapshot import Snapshot, Status
 from tests.support.fakeproc import add_otp_install, add_process, beam_argv, make_host
 
 
-def _collector(root: Path, open_fds: int, name: str | None = "m@h") -> FdCollector:
-    tracker = NodeTracker(NodeLocator(proc_root=root, hostname=lambda: "h"), name)
+async def _collector(root: Path, open_fds: int, name: str | None = "m@h") -> FdCollector:
+    watch = NodeWatch(NodeTracker(NodeLocator(proc_root=root, hostname=lambda: "h"), name))
+    await watch.refresh()
     return FdCollector(
-        FdsSection(), tracker, proc_root=root, clock_ticks=lambda: 100,
+        FdsSection(), watch, proc_root=root, clock_ticks=lambda: 100,
         count_fds=lambda _root, _pid: open_fds,
     )
 
@@ -29,7 +31,7 @@ async def test_samples_and_limits(tmp_path: Path) -> None:
     otp = add_otp_install(tmp_path / "otp", "26.2.5")
     add_process(tmp_path, 7, beam_argv("-sname", "m", emulator=("-P", "2000"), root=str(otp)),
                 environ={"ERL_MAX_PORTS": "70000"}, start_ticks=500)
-    snap = await _collector(tmp_path, 15000).collect()
+    snap = await (await _collector(tmp_path, 15000)).collect()
     values = _values(snap)
     assert values["mongooseim_node_up"] == 1
     assert values["mongooseim_process_open_fds"] == 15000
@@ -55,7 +57,7 @@ async def test_fd_thresholds(tmp_path: Path, open_fds: int, status: Status) -> N
     """80% of nofile warns and 90% is critical (the defaults), and critical affects readiness."""
     make_host(tmp_path)
     add_process(tmp_path, 7, beam_argv("-sname", "m"))
-    snap = await _collector(tmp_path, open_fds).collect()
+    snap = await (await _collector(tmp_path, open_fds)).collect()
     check = next(c for c in snap.checks if c.name == "node_fds")
     assert check.status is status
     assert check.affects_readiness
@@ -64,7 +66,7 @@ async def test_fd_thresholds(tmp_path: Path, open_fds: int, status: Status) -> N
 async def test_node_gone_leaves_no_process_series(tmp_path: Path) -> None:
     """No node: node_up 0 with the wanted name, and no per-process series at all."""
     make_host(tmp_path)
-    snap = await _collector(tmp_path, 10).collect()
+    snap = await (await _collector(tmp_path, 10)).collect()
     assert {s.metric for s in snap.samples} == {
         "mongooseim_node_up", "mongooseim_host_fds_allocated", "mongooseim_host_fds_max",
         "mongooseim_host_nr_open",

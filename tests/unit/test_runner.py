@@ -75,12 +75,63 @@ async def test_cancellation_propagates() -> None:
         await task
 
 
+class StopLoop(Exception):
+    """Ends a run_forever loop after a set number of sleeps."""
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the code under test sleeps or works."""
+
+    def __init__(self, sleeps: int) -> None:
+        self.now = 100.0
+        self.delays: list[float] = []
+        self._left = sleeps
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(round(delay, 9))
+        self.now += delay
+        self._left -= 1
+        if self._left == 0:
+            raise StopLoop
+
+
+class Timed(Scripted):
+    """Each run takes a scripted amount of (fake) time."""
+
+    def __init__(self, outcomes: list[str], clock: FakeTime, durations: list[float]) -> None:
+        super().__init__(outcomes)
+        self.clock = clock
+        self.durations = durations
+        self.started: list[float] = []
+        self.interval = 1.0
+        self.timeout = 10.0
+
+    async def collect(self) -> Snapshot:
+        self.started.append(self.clock.now)
+        self.clock.now += self.durations[min(self.calls, len(self.durations) - 1)]
+        return await super().collect()
+
+
 async def test_run_forever_keeps_the_interval() -> None:
-    """Runs repeat on the interval while failing ones do not stop the loop."""
-    collector = Scripted(["fail", "ok"])
-    task = asyncio.create_task(CollectorRunner(collector, Store()).run_forever())
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert 5 <= collector.calls <= 25
+    """Runs start exactly one interval apart, failing ones included, whatever each took."""
+    clock = FakeTime(sleeps=5)
+    collector = Timed(["fail", "ok"], clock, durations=[0.25, 0.5, 0.0])
+    runner = CollectorRunner(collector, Store(), monotonic=clock.monotonic, sleep=clock.sleep)
+    with pytest.raises(StopLoop):
+        await runner.run_forever()
+    assert collector.started == [100.0, 101.0, 102.0, 103.0, 104.0]
+    assert clock.delays == [0.75, 0.5, 1.0, 1.0, 1.0]
+
+
+async def test_run_forever_skips_missed_slots_after_an_overrun() -> None:
+    """A run longer than the interval is followed by one full interval, not a burst."""
+    clock = FakeTime(sleeps=3)
+    collector = Timed(["ok"], clock, durations=[2.5, 0.0])
+    runner = CollectorRunner(collector, Store(), monotonic=clock.monotonic, sleep=clock.sleep)
+    with pytest.raises(StopLoop):
+        await runner.run_forever()
+    assert collector.started == [100.0, 103.5, 104.5]
+    assert clock.delays == [1.0, 1.0, 1.0]

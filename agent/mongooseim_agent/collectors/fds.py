@@ -17,8 +17,9 @@ from pathlib import Path
 from mongooseim_agent import procfs
 from mongooseim_agent.config import FdsSection
 from mongooseim_agent.metrics import MetricSpec, gauge
-from mongooseim_agent.mongooseim.discovery import NodeTracker
+from mongooseim_agent.mongooseim.discovery import Discovery
 from mongooseim_agent.mongooseim.node import NodeProcess
+from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
@@ -97,7 +98,7 @@ def _ratio_status(ratio: float, warning: float, critical: float) -> Status:
 
 
 class FdCollector:
-    """Discovers the node (cheaply) and samples its fds, limits and the host's fd table."""
+    """Samples the discovered node's fds and limits, and the host's fd table."""
 
     name = "fds"
     metrics = METRICS
@@ -105,7 +106,7 @@ class FdCollector:
     def __init__(
         self,
         settings: FdsSection,
-        tracker: NodeTracker,
+        watch: NodeWatch,
         proc_root: Path = Path("/proc"),
         clock_ticks: Callable[[], int] = lambda: os.sysconf("SC_CLK_TCK"),
         count_fds: Callable[[Path, int], int] = count_open_fds,
@@ -114,16 +115,15 @@ class FdCollector:
         self.interval = settings.interval
         self.timeout = settings.timeout
         self._settings = settings
-        self._tracker = tracker
+        self._watch = watch
         self._proc = proc_root
         self._clock_ticks = clock_ticks
 
     async def collect(self) -> Snapshot:
-        reading = await asyncio.to_thread(self._read)
+        reading = await asyncio.to_thread(self._read, self._watch.discovery)
         return Snapshot(self.name, self._samples(reading), self._checks(reading))
 
-    def _read(self) -> FdReading:
-        found = self._tracker.refresh()
+    def _read(self, found: Discovery) -> FdReading:
         file_nr = procfs.parse_file_nr((self._proc / "sys/fs/file-nr").read_text())
         nr_open = int((self._proc / "sys/fs/nr_open").read_text())
         node = found.node

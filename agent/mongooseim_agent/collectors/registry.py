@@ -12,6 +12,7 @@ from mongooseim_agent.erlang.dist import DistSettings
 from mongooseim_agent.metrics import AGENT_METRICS, Contract, MetricSpec
 from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
 from mongooseim_agent.mongooseim.nodelink import NodeLink
+from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 
 METRIC_GROUPS: tuple[tuple[MetricSpec, ...], ...] = (
     AGENT_METRICS,
@@ -28,43 +29,43 @@ def contract() -> Contract:
 
 @dataclass
 class Assembly:
-    """The collectors built from one config and what must be closed with them.
+    """The collectors built from one config, the node watch they read, and what to close.
 
-    The first collector refreshes node discovery, which the others read: runners start it
-    first.
+    Whoever runs the collectors (daemon, `check`) refreshes `watch` before the first of them.
     """
 
     collectors: list[Collector]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    watch: NodeWatch | None = None
 
     async def close(self) -> None:
         for close in self.closers:
             await close()
 
 
-def build(config: Config, tracker: NodeTracker) -> Assembly:
+def build(config: Config, watch: NodeWatch) -> Assembly:
     link = NodeLink(
-        lambda: tracker.current,
+        lambda: watch.current,
         config.node.cookie_file,
         settings=DistSettings(
             epmd_port=config.probes.epmd_port, connect_timeout=config.probes.timeout
         ),
     )
     collectors: list[Collector] = [
-        fds.FdCollector(config.fds, tracker),
+        fds.FdCollector(config.fds, watch),
         vm.VmCollector(config.vm, link),
         probes.ProbesCollector(config.probes, link),
         logs.LogsCollector(
             config.logs,
             config.agent.state_dir,
             release_root=lambda: config.node.release_root or (
-                tracker.current.release_root if tracker.current is not None else None
+                watch.current.release_root if watch.current is not None else None
             ),
         ),
     ]
-    return Assembly(collectors, [link.close])
+    return Assembly(collectors, [link.close], watch)
 
 
 def default_assembly(config: Config) -> Assembly:
     locator = NodeLocator(release_root=config.node.release_root)
-    return build(config, NodeTracker(locator, config.node.name))
+    return build(config, NodeWatch(NodeTracker(locator, config.node.name), config.node.interval))

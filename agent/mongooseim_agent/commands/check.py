@@ -12,6 +12,7 @@ from mongooseim_agent.collectors.base import BackgroundCollector, Collector
 from mongooseim_agent.collectors.registry import default_assembly
 from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import Config, ConfigError, load_config
+from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Check, Snapshot, Status
 from mongooseim_agent.store import Store
@@ -86,20 +87,20 @@ def to_json(status: Status, checks: list[Check], snapshots: list[Snapshot]) -> s
     )
 
 
-async def collect_once(collectors: list[Collector]) -> Store:
+async def collect_once(collectors: list[Collector], watch: NodeWatch | None = None) -> Store:
+    """Discovery first (as the daemon does), then every periodic collector at once."""
     store = Store()
-    # The fd collector refreshes node discovery that the others read: run it first.
+    if watch is not None:
+        await watch.refresh()
     periodic = [c for c in collectors if not isinstance(c, BackgroundCollector)]
-    for collector in periodic[:1]:
-        await CollectorRunner(collector, store).run_once()
-    await asyncio.gather(*(CollectorRunner(c, store).run_once() for c in periodic[1:]))
+    await asyncio.gather(*(CollectorRunner(c, store).run_once() for c in periodic))
     return store
 
 
 async def _check(config: Config) -> Store:
     assembly = default_assembly(config)
     try:
-        return await collect_once(assembly.collectors)
+        return await collect_once(assembly.collectors, assembly.watch)
     finally:
         await assembly.close()
 
