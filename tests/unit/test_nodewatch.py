@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from mongooseim_agent.config import Config
 from mongooseim_agent.daemon import Daemon
 from mongooseim_agent.http import ListenAddress
 from mongooseim_agent.metrics import MetricSpec
-from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
+from mongooseim_agent.mongooseim.discovery import Discovery, NodeLocator, NodeTracker
 from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 from mongooseim_agent.snapshot import Snapshot
 from tests.support.fakeproc import add_otp_install, add_process, beam_argv, make_host
@@ -36,10 +35,12 @@ class Reader:
         self.name = name
         self._watch = watch
         self.seen: list[str | None] = []
+        self.ran = asyncio.Event()
 
     async def collect(self) -> Snapshot:
         node = self._watch.current
         self.seen.append(node.name if node is not None else None)
+        self.ran.set()
         return Snapshot(self.name)
 
 
@@ -83,19 +84,28 @@ async def test_daemon_refreshes_discovery_before_any_collector(tmp_path: Path) -
     """The daemon drives the watch the same way, and keeps refreshing it on its interval."""
     make_host(tmp_path)
     add_process(tmp_path, 7, beam_argv("-sname", "m"))
-    watch = _watch(tmp_path, interval=0.05)
+    lost = asyncio.Event()
+
+    class Watch(NodeWatch):
+        async def refresh(self) -> Discovery:
+            found = await super().refresh()
+            if found.node is None:
+                lost.set()
+            return found
+
+    watch = Watch(NodeTracker(NodeLocator(proc_root=tmp_path, hostname=lambda: "h"), "m@h"),
+                  0.05)
     readers = [Reader("a", watch), Reader("b", watch)]
     assembly = Assembly([Background("logs", watch), *readers], watch=watch)
     daemon = Daemon(Config(), None, [ListenAddress("127.0.0.1", 0)],
                     factory=lambda _config: assembly)
     task = asyncio.create_task(daemon.run())
-    deadline = time.monotonic() + 10
-    while not all(r.seen for r in readers) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(r.ran.wait() for r in readers))
     assert [r.seen[0] for r in readers] == ["m@h", "m@h"]
     (tmp_path / "7" / "stat").unlink()
-    while watch.current is not None and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):
+        await lost.wait()
     assert watch.current is None
     daemon.request_stop()
     await asyncio.wait_for(task, 10)
