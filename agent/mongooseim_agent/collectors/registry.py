@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mongooseim_agent.collectors import fds, logs, probes, vm
+from mongooseim_agent.collectors import fds, loadbalancer, logs, probes, vm
 from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.dist import DistSettings
@@ -20,6 +20,7 @@ METRIC_GROUPS: tuple[tuple[MetricSpec, ...], ...] = (
     vm.METRICS,
     probes.METRICS,
     logs.METRICS,
+    loadbalancer.METRICS,
 )
 
 
@@ -61,6 +62,9 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
             release_root=lambda: config.node.release_root or (
                 watch.current.release_root if watch.current is not None else None
             ),
+        ),
+        loadbalancer.LoadBalancerCollector(
+            config.load_balancer, config.probes.listeners, lambda: tracker.current, link
         ),
     ]
     return Assembly(collectors, [link.close], watch)
