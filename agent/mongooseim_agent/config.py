@@ -263,7 +263,7 @@ class LogsSection(_Section):
         return value
 
 
-class LoadBalancerSection(_Section):
+class LoadBalancerSection(_PeriodicSection):
     """What /node/ready and the HAProxy agent-check answer, and the collector behind them."""
 
     # The lb collector: the node's process state, its answer over distribution, and the
@@ -299,14 +299,6 @@ class LoadBalancerSection(_Section):
         if value is not None:
             parse_host_port(value)
         return value
-
-    @model_validator(mode="after")
-    def _timeout_fits(self) -> LoadBalancerSection:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout}) must not exceed interval ({self.interval})"
-            )
-        return self
 
 
 class Config(_Section):

@@ -21,10 +21,10 @@ from mongooseim_agent.config import LoadBalancerSection, parse_host_port
 from mongooseim_agent.erlang.connection import Query
 from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.errors import CookieRejected, WireError
-from mongooseim_agent.erlang.link import NodeLink, NodeNotFound
 from mongooseim_agent.loadbalancer.sockdiag import SockDiag, SockDiagError
 from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.node import NodeProcess
+from mongooseim_agent.mongooseim.nodelink import NodeLink, NodeNotFound
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (

@@ -64,7 +64,7 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
             ),
         ),
         loadbalancer.LoadBalancerCollector(
-            config.load_balancer, config.probes.listeners, lambda: tracker.current, link
+            config.load_balancer, config.probes.listeners, lambda: watch.current, link
         ),
     ]
     return Assembly(collectors, [link.close], watch)
