@@ -9,7 +9,7 @@ APT_TOOLS := erl:erlang-nox epmd:erlang-nox prometheus:prometheus promtool:prome
   prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd setpriv:util-linux
 DEMO_LISTEN ?= 127.0.0.1:9925
 
-.PHONY: setup system-deps demo demo-stop test lint unit bench clean
+.PHONY: setup system-deps demo demo-stop test lint unit bench clean docs
 
 setup: system-deps $(VENV)/.installed
 
@@ -51,6 +51,10 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# docs/metrics.md is generated from the metric declarations (a test keeps it current).
+docs: setup
+	$(BIN)/python -m mongooseim_agent.metricsdoc --write docs/metrics.md
 
 bench: setup
 	$(BIN)/python bench/fd_sample.py

@@ -56,6 +56,33 @@ AGENT_METRICS: tuple[MetricSpec, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """A metric name users may have in dashboards or alerts that the agent no longer exposes."""
+
+    old: str
+    new: str
+    why: str
+
+
+# Listed in docs/metrics.md so that users can update their queries.
+RENAMED: tuple[Rename, ...] = (
+    Rename(
+        '`{node="..."}` on mongooseim_node_up, mongooseim_node_start_time_seconds, '
+        "mongooseim_process_*, mongooseim_vm_*",
+        "the same names without the label; `mongooseim_node_info{erlang_node}` names the node",
+        "one agent watches one node (`instance` identifies it), and `node` collides with the "
+        "label Kubernetes users relabel in",
+    ),
+    Rename(
+        "mongooseim_vm_port_count",
+        "mongooseim_vm_ports",
+        "promtool check metrics rejects a gauge ending in `_count` (a histogram/summary suffix)",
+    ),
+    Rename("mongooseim_vm_process_count", "mongooseim_vm_processes", "as above"),
+)
+
+
 class Contract(Mapping[str, MetricSpec]):
     """All declared metrics by name; a name declared twice is a programming error."""
 
