@@ -7,18 +7,27 @@ from collections.abc import Iterator
 from mongooseim_agent.snapshot import Check, Snapshot
 
 
+def _same_content(a: Snapshot, b: Snapshot) -> bool:
+    return a.error == b.error and a.samples == b.samples and a.checks == b.checks
+
+
 class Store:
     def __init__(self) -> None:
         self._latest: dict[str, Snapshot] = {}
         # Collector -> wall-clock start of its run in progress (cleared by put).
         self._running: dict[str, float] = {}
-        # Bumped on every change, so renderings of the store can be cached until it moves.
+        # Bumped when what is rendered changes, so renderings can be cached until it moves.
         self.version = 0
 
     def put(self, snapshot: Snapshot) -> None:
+        """Keep `snapshot` as the collector's latest; the version moves only when its samples,
+        checks or error differ from the previous one (a run's duration and time alone do not:
+        the log collector stores four unchanged snapshots a second)."""
+        previous = self._latest.get(snapshot.collector)
         self._latest[snapshot.collector] = snapshot
         self._running.pop(snapshot.collector, None)
-        self.version += 1
+        if previous is None or not _same_content(previous, snapshot):
+            self.version += 1
 
     def begin(self, collector: str, started: float) -> None:
         """A run of `collector` started at wall-clock `started`: one stuck past its timeout

@@ -87,3 +87,15 @@ def test_count_falls_back_to_listing_when_stat_gives_zero(tmp_path: Path) -> Non
     for i in range(5):
         (fd_dir / str(i)).touch()
     assert count_open_fds(tmp_path, 9, stat_size=lambda _p: 0) == 5
+
+
+async def test_boot_time_is_read_once(tmp_path: Path) -> None:
+    """/proc/stat is read for btime on the first sample only (it never changes)."""
+    make_host(tmp_path)
+    add_process(tmp_path, 7, beam_argv("-sname", "m"), start_ticks=500)
+    collector = await _collector(tmp_path, 10)
+    first = _values(await collector.collect())
+    (tmp_path / "stat").unlink()
+    second = _values(await collector.collect())
+    assert first["mongooseim_node_start_time_seconds"] == 1763900005
+    assert second["mongooseim_node_start_time_seconds"] == 1763900005

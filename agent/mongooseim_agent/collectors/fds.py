@@ -118,6 +118,8 @@ class FdCollector:
         self._watch = watch
         self._proc = proc_root
         self._clock_ticks = clock_ticks
+        # Boot time never changes, and /proc/stat is large on a many-core host: read once.
+        self._btime: int | None = None
 
     async def collect(self) -> Snapshot:
         reading = await asyncio.to_thread(self._read, self._watch.discovery)
@@ -137,13 +139,18 @@ class FdCollector:
                 open_fds = self._count_fds(self._proc, node.pid)
             except FdCountUnavailable as exc:
                 fd_error = str(exc)
-            btime = procfs.parse_btime((self._proc / "stat").read_text())
+            btime = self._boot_time()
         except FileNotFoundError:
             # The process exited between discovery and sampling: it is down for this round.
             return FdReading(None, "the node's process exited", None, None, None, file_nr,
                              nr_open, None)
         start = btime + node.start_ticks / self._clock_ticks()
         return FdReading(node, None, open_fds, fd_error, nofile, file_nr, nr_open, start)
+
+    def _boot_time(self) -> int:
+        if self._btime is None:
+            self._btime = procfs.parse_btime((self._proc / "stat").read_text())
+        return self._btime
 
     def _samples(self, r: FdReading) -> tuple[Sample, ...]:
         samples: list[Sample] = []

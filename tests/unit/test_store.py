@@ -1,0 +1,40 @@
+"""The store's version moves only when what it renders changes, so scrape caches hold."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+from mongooseim_agent.store import Store
+
+
+def _snap(value: float = 1.0, status: Status = Status.OK, error: str | None = None) -> Snapshot:
+    return Snapshot(
+        "logs", (Sample("m", value, {"pattern": "emfile"}),),
+        (Check("log_watch", status, "ok", perfdata={"lines": value}),), error,
+        duration_seconds=0.001, timestamp=1000.0,
+    )
+
+
+def test_equal_snapshots_do_not_bump_the_version() -> None:
+    """Four unchanged runs a second: one bump for the first, none after, yet the latest
+    snapshot (with its new time and duration) is what the store holds."""
+    store = Store()
+    store.put(_snap())
+    first = store.version
+    for i in range(4):
+        later = dataclasses.replace(_snap(), duration_seconds=0.002 + i, timestamp=1001.0 + i)
+        store.put(later)
+        assert store.version == first
+        assert store.get("logs") is later
+
+
+def test_a_changed_sample_check_or_error_bumps_it() -> None:
+    """Any difference in samples, checks or error moves the version once."""
+    store = Store()
+    store.put(_snap())
+    for changed in (_snap(value=2.0), _snap(value=2.0, status=Status.WARNING),
+                    _snap(value=2.0, status=Status.WARNING, error="boom")):
+        before = store.version
+        store.put(changed)
+        assert store.version == before + 1
