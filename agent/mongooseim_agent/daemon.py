@@ -69,6 +69,7 @@ class Daemon:
         self._reload_time = wall()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[bool]] = set()
         self._drained = False
         self.bound: list[tuple[str, int]] = []
         self.registry = CollectorRegistry(auto_describe=False)
@@ -107,11 +108,21 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def request_reload(self) -> None:
+        """SIGHUP: reload in a task kept referenced until it ends (the loop holds only weak
+        references). At most one waits behind the running one: it reads the newest file, so
+        further signals meanwhile add nothing."""
+        if len(self._reloads) >= 2:
+            return
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         runner = web.AppRunner(
             WebApp(self._store, self.registry, self.readiness, self.started).build(),
             access_log=None,
@@ -125,6 +136,10 @@ class Daemon:
             drain_watch.cancel()
             self._log.info("stopping")
         finally:
+            if self._reloads:
+                # A reload under way finishes first (one queued behind it sees the stop and
+                # returns), so the generation it starts is the one stopped here.
+                await asyncio.wait(self._reloads)
             await self._stop_generation()
             await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -197,6 +212,8 @@ class Daemon:
     async def reload(self) -> bool:
         """Re-read the config; a bad one is refused and the running one kept."""
         async with self._reload_lock:
+            if self._stop.is_set():
+                return False
             try:
                 config = load_config(self._config_path)
             except ConfigError as exc:
