@@ -7,10 +7,12 @@ goes wrong: an io_request from a called function, a late reply, an oversized fra
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +137,13 @@ async def test_peer_close_fails_pending_calls(pair: tuple[DistConnection, Peer])
     peer.writer.close()
     with pytest.raises(ConnectionLost, match="closed the connection"):
         await asyncio.wait_for(call, 1)
+
+
+def test_documented_allow_list_is_the_query_enum() -> None:
+    """docs/configuration.md lists exactly the calls `Query` allows: no more, no fewer."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    block = doc.split("<!-- allow-list -->")[1].split("<!-- /allow-list -->")[0]
+    listed = re.findall(r"^- `([^`]+)`$", block, flags=re.MULTILINE)
+    assert sorted(listed) == listed, "keep the documented list sorted"
+    assert set(listed) == {str(query) for query in Query}
+    assert len(listed) == len(Query)

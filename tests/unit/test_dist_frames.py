@@ -23,7 +23,7 @@ SELF = Pid(Atom("mongooseim_agent_1@h"), 1, 0, 5)
 
 
 def test_allow_list_is_closed_and_read_only() -> None:
-    """Only these calls exist; each is a system_info, memory or nodes read."""
+    """Only these calls exist; each is a system_info or nodes read a collector makes."""
     mfas = {(q.module, q.function, tuple(q.args)) for q in Query}
     assert mfas == {
         ("mnesia", "system_info", ("db_nodes",)),
@@ -33,12 +33,7 @@ def test_allow_list_is_closed_and_read_only() -> None:
         ("erlang", "system_info", ("port_limit",)),
         ("erlang", "system_info", ("process_count",)),
         ("erlang", "system_info", ("process_limit",)),
-        ("erlang", "system_info", ("atom_count",)),
-        ("erlang", "system_info", ("atom_limit",)),
-        ("erlang", "memory", ("total",)),
         ("erlang", "nodes", ()),
-        ("erlang", "nodes", ("hidden",)),
-        ("erlang", "nodes", ("connected",)),
     }
     assert str(Query.NODES) == "erlang:nodes()"
     assert str(Query.PORT_LIMIT) == "erlang:system_info(port_limit)"

@@ -33,7 +33,8 @@ class Query(enum.Enum):
     """The closed set of calls the agent makes: read-only, print nothing, take no input.
 
     The cookie gives whoever holds it arbitrary code execution on the node, so no MFA is
-    ever built from anything but these members.
+    ever built from anything but these members. Only what a collector calls is here;
+    docs/configuration.md lists the same set (a test compares them).
     """
 
     DB_NODES = ("mnesia", "system_info", "db_nodes")
@@ -43,12 +44,7 @@ class Query(enum.Enum):
     PORT_LIMIT = ("erlang", "system_info", "port_limit")
     PROCESS_COUNT = ("erlang", "system_info", "process_count")
     PROCESS_LIMIT = ("erlang", "system_info", "process_limit")
-    ATOM_COUNT = ("erlang", "system_info", "atom_count")
-    ATOM_LIMIT = ("erlang", "system_info", "atom_limit")
-    MEMORY_TOTAL = ("erlang", "memory", "total")
     NODES = ("erlang", "nodes", "")
-    NODES_HIDDEN = ("erlang", "nodes", "hidden")
-    NODES_CONNECTED = ("erlang", "nodes", "connected")
 
     @property
     def module(self) -> Atom:
