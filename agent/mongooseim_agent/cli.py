@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mongooseim_agent import __version__, logsetup
-from mongooseim_agent.commands import check, drain, run, scan_logs
+from mongooseim_agent.commands import audit, check, drain, run, scan_logs
 from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import DEFAULT_CONFIG_PATH
 
 
 def commands() -> tuple[Command, ...]:
-    return (run.COMMAND, check.COMMAND, scan_logs.COMMAND, drain.DRAIN, drain.UNDRAIN)
+    return (run.COMMAND, check.COMMAND, scan_logs.COMMAND, drain.DRAIN, drain.UNDRAIN,
+            audit.COMMAND)
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:

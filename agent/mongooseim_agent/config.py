@@ -301,6 +301,39 @@ class LoadBalancerSection(_PeriodicSection):
         return value
 
 
+class AuditSection(_PeriodicSection):
+    """The operations guide's checklist, run every `interval` (see docs/configuration.md)."""
+
+    interval: Duration = 300.0
+    timeout: Duration = 30.0
+    # Scales the nofile and ERL_MAX_PORTS recommendations; unset: the guide's 1,000,000 and
+    # 250000/350000 (sized for 100k users).
+    expected_connections: int | None = Field(default=None, ge=1, le=100_000_000)
+    # Listeners use TLS (ERL_MAX_PORTS 350000 instead of 250000); unset: read from
+    # REL_ROOT/etc/mongooseim.toml.
+    tls: bool | None = None
+    # The service user and systemd unit; unset: the node process's user and cgroup, else
+    # the unit's User= and mongooseim.service.
+    user: str | None = None
+    unit: str | None = None
+    # Measure the port table's memory with `erl` (one VM start per size, cached).
+    measure_port_memory: bool = True
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", value):
+            raise ValueError("expected a user name such as mongooseim")
+        return value
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9@._:\\-]+\.service", value):
+            raise ValueError("expected a systemd service name such as mongooseim.service")
+        return value
+
+
 class Config(_Section):
     agent: AgentSection = AgentSection()
     node: NodeSection = NodeSection()
@@ -309,6 +342,7 @@ class Config(_Section):
     vm: VmSection = VmSection()
     logs: LogsSection = LogsSection()
     load_balancer: LoadBalancerSection = LoadBalancerSection()
+    audit: AuditSection = AuditSection()
 
 
 _TYPE_REPR = re.compile(r" for <class '[^']*'>")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mongooseim_agent.collectors import fds, loadbalancer, logs, probes, vm
+from mongooseim_agent.collectors import audit, fds, loadbalancer, logs, probes, vm
 from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.dist import DistSettings
 from mongooseim_agent.metrics import AGENT_METRICS, Contract
+from mongooseim_agent.mongooseim.audit.erlmem import ErlPortMemory
 from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker
 from mongooseim_agent.mongooseim.nodelink import NodeLink
 from mongooseim_agent.mongooseim.nodewatch import NodeWatch
@@ -22,6 +23,7 @@ COLLECTOR_TYPES: tuple[type[Collector], ...] = (
     probes.ProbesCollector,
     logs.LogsCollector,
     loadbalancer.LoadBalancerCollector,
+    audit.AuditCollector,
 )
 
 
@@ -68,7 +70,12 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
             config.load_balancer, config.probes.listeners, lambda: watch.current, link
         ),
     ]
-    return Assembly(collectors, [link.close], watch)
+    auditor = audit.AuditCollector(
+        config, lambda: watch.current, link, node_problem=lambda: watch.discovery.problem,
+        port_memory=ErlPortMemory(cache_file=audit.cache_file(config.agent.state_dir)),
+    )
+    collectors.append(auditor)
+    return Assembly(collectors, [auditor.close, link.close], watch)
 
 
 def default_assembly(config: Config) -> Assembly:
