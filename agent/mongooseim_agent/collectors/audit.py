@@ -76,8 +76,9 @@ METRICS: tuple[MetricSpec, ...] = (
 Resolver = Callable[[str], Awaitable[tuple[str, ...]]]
 ClusterSource = Callable[[], Awaitable[tuple[ClusterFacts | None, str]]]
 NO_CLUSTER = "the cluster collector is not part of this build"
-# Seconds the daemon waits before starting erl to measure the port table's memory.
-MEASURE_DELAY = 5.0
+# Seconds the daemon waits before starting erl to measure the port table's memory: not in
+# the busy first minute, and never for a one-shot `check`.
+MEASURE_DELAY = 60.0
 
 
 async def resolve_host(host: str) -> tuple[str, ...]:

@@ -36,6 +36,9 @@ async def run_erl(argv: list[str], env: Mapping[str, str], time_limit: float) ->
         *argv, env=dict(env), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
+    # A measurement is background work: it must not slow the node or the other collectors.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
     try:
         async with asyncio.timeout(time_limit):
             out, _ = await proc.communicate()
