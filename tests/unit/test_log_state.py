@@ -6,15 +6,22 @@ import os
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from mongooseim_agent.logwatch.follower import Follower
+from mongooseim_agent.logwatch.scanner import ScanPlan
 from mongooseim_agent.logwatch.state import (
+    MAX_COUNTER,
     Counters,
     FileRecord,
     FollowerState,
     StateError,
     StateStore,
     WatchState,
+    load_state,
 )
+from mongooseim_agent.logwatch.watcher import LogWatcher
+from mongooseim_agent.mongooseim.log_patterns import catalogue
 
 
 def _state(lines: int) -> WatchState:
@@ -51,3 +58,52 @@ def test_save_failure_leaves_the_old_state(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         blocker.save(_state(2))
     assert store.load() == _state(1)
+
+
+def test_counters_out_of_range_are_clamped_with_a_log_line(tmp_path: Path) -> None:
+    """A hand-edited state: a negative count becomes 0, 10**400 becomes MAX_COUNTER, an
+    infinite timestamp 0; each is named in a warning; nothing negative reaches the totals."""
+    huge = "1" + "0" * 400
+    (tmp_path / "logs-state.json").write_text(
+        '{"version": 1, "counters": {"lines": ' + huge + ', "losses": -3, '
+        '"matches": {"emfile": -50, "enfile": ' + huge + ', "partition": 7}, '
+        '"last_match": {"emfile": 1e400, "partition": -5, "nodedown": 12.5}}}')
+    with capture_logs() as logs:
+        state = load_state(tmp_path)
+    assert state is not None
+    c = state.counters
+    assert (c.lines, c.losses) == (MAX_COUNTER, 0)
+    assert c.matches == {"emfile": 0, "enfile": MAX_COUNTER, "partition": 7}
+    assert c.last_match == {"emfile": 0.0, "partition": 0.0, "nodedown": 12.5}
+    warned = {e["key"]: e["value"] for e in logs
+              if e["event"] == "log watcher state: value out of range, clamped"}
+    assert warned == {
+        "counters.lines": "an integer of 1329 bits", "counters.losses": "-3",
+        "counters.matches.emfile": "-50", "counters.matches.enfile": "an integer of 1329 bits",
+        "counters.last_match.emfile": "inf", "counters.last_match.partition": "-5",
+    }
+    plan = ScanPlan(catalogue(), 4096)
+    watcher = LogWatcher(plan, lambda: Follower(plan), StateStore(tmp_path))
+    totals = watcher.restore()
+    assert totals.matches["emfile"] == 0 and totals.matches["enfile"] == MAX_COUNTER
+    assert min([*totals.matches.values(), totals.lines, totals.losses]) >= 0
+
+
+@pytest.mark.parametrize("record", [
+    '{"dev": 1, "ino": 2, "fp_len": 8, "fp": "a", "offset": 1' + "0" * 400 + ', "path": "/l",'
+    ' "size": 1}',
+    '{"dev": 1, "ino": 2, "fp_len": 8, "fp": "a", "offset": -1, "path": "/l", "size": 1}',
+])
+def test_positions_out_of_range_make_the_file_unusable(tmp_path: Path, record: str) -> None:
+    """A position no file can have is refused (StateError naming the key), never used."""
+    (tmp_path / "logs-state.json").write_text(
+        '{"version": 1, "follower": {"files": [' + record + ']}}')
+    with pytest.raises(StateError, match=r"follower\.files\.0\.offset"):
+        StateStore(tmp_path).load()
+
+
+def test_a_fifo_as_state_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO where the state file should be: StateError at once, no hang."""
+    os.mkfifo(tmp_path / "logs-state.json")
+    with pytest.raises(StateError, match="not a regular file"):
+        StateStore(tmp_path).load()
