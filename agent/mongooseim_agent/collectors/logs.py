@@ -8,6 +8,7 @@ they were saved with their positions, so /metrics never shows a count a restart 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +74,13 @@ METRICS: tuple[MetricSpec, ...] = (
 COLLECT_INTERVAL = 0.25
 # A step that fails (a bug, not an unreadable file) is retried after this long.
 RETRY_DELAY = 5.0
+# A step still running after this long is stuck in a file operation (a hung filesystem):
+# the collector reports failure until it returns. A legitimate step reads at most the poll
+# budget (64 MiB), or one archive, in well under this.
+STUCK_AFTER = 30.0
+# close() waits this long for the follow thread; a stuck one is abandoned (it is a daemon
+# thread, and its watcher no longer saves), so stop and reload finish regardless.
+CLOSE_TIMEOUT = 5.0
 
 
 def configured_patterns(settings: LogsSection) -> list[LogPattern]:
@@ -110,12 +118,20 @@ class LogsCollector:
         journal_command: Sequence[str] = ("journalctl",),
         journal_spawn: Spawn = asyncio.create_subprocess_exec,
         drain_grace: float = 5.0,
+        stuck_after: float = STUCK_AFTER,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self.interval = COLLECT_INTERVAL
         self.timeout = COLLECT_INTERVAL
         self._settings = settings
         self._release_root = release_root
         self._clock = clock
+        self._monotonic = monotonic
+        self._stuck_after = stuck_after
+        self._close_timeout = close_timeout
+        # Set by the follow thread while a step runs (monotonic seconds), None between steps.
+        self._step_started: float | None = None
+        self._stuck_reported = False
         self._patterns = catalogue(configured_patterns(settings))
         plan = ScanPlan(self._patterns, settings.max_line_bytes)
 
@@ -163,7 +179,11 @@ class LogsCollector:
             try:
                 self._follow()
             finally:
-                loop.call_soon_threadsafe(finished)
+                if self._watcher.abandoned:
+                    # Given up on by close(): let go of the files, save nothing.
+                    self._watcher.close()
+                with contextlib.suppress(RuntimeError):  # the loop may be gone by now
+                    loop.call_soon_threadsafe(finished)
 
         # One long-lived thread rather than asyncio.to_thread per poll: handing each poll to
         # the executor and back cost 0.2% of a core here on its own, a tenth of the budget.
@@ -177,6 +197,7 @@ class LogsCollector:
     def _follow(self) -> None:
         while not self._stop.is_set():
             batch = self._journal.drain() if self._journal is not None else None
+            self._step_started = self._monotonic()
             try:
                 result = self._watcher.step(self._globs, batch)
             except Exception as exc:  # noqa: BLE001 - the watcher rolled back; report, retry
@@ -185,6 +206,8 @@ class LogsCollector:
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._stop.wait(RETRY_DELAY)
                 continue
+            finally:
+                self._step_started = None
             if self._error is not None:
                 self._error = None
                 self._log.info("log watcher recovered")
@@ -199,14 +222,36 @@ class LogsCollector:
             await self._journal.stop()
         thread = self._thread
         if thread is not None:
-            await asyncio.to_thread(thread.join)
+            await asyncio.to_thread(thread.join, self._close_timeout)
+            if thread.is_alive():
+                self._watcher.abandon()
+                self._log.error("log follower stuck in a file operation; abandoned",
+                                waited_seconds=self._close_timeout)
+                return
         await asyncio.to_thread(self._watcher.close)
+
+    def _stuck_for(self) -> float | None:
+        started = self._step_started
+        if started is None:
+            return None
+        running = self._monotonic() - started
+        return running if running >= self._stuck_after else None
 
     async def collect(self) -> Snapshot:
         # Before the saved counters are loaded, zeros would read as a counter reset.
         await self._restored.wait()
         # Discovery is asked here, on the event loop, never from the follow thread.
         self._globs = self._current_globs()
+        stuck = self._stuck_for()
+        if stuck is not None:
+            if not self._stuck_reported:
+                self._stuck_reported = True
+                self._log.error("log follower stuck in a file operation", seconds=round(stuck))
+            raise RuntimeError(f"log follower stuck for {stuck:.0f}s in a file operation; "
+                               "no log line is being counted")
+        if self._stuck_reported:
+            self._stuck_reported = False
+            self._log.info("log follower no longer stuck")
         if self._error is not None:
             raise RuntimeError(self._error)
         totals = self._totals

@@ -82,11 +82,22 @@ class LogWatcher:
         self._persisted = True
         self._last_loss = 0.0
         self._carried: JournalBatch | None = None
+        # Set by abandon(), from another thread, without the lock (a stuck step holds it).
+        self._abandoned = threading.Event()
         self._log = structlog.get_logger("logwatch").bind(component="watcher")
 
     @property
     def journal_cursor(self) -> str | None:
         return self._journal_cursor
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned.is_set()
+
+    def abandon(self) -> None:
+        """Given up on while a step is stuck: whatever it does once it returns is not saved
+        (a newer watcher may own the state file by then). Safe from any thread."""
+        self._abandoned.set()
 
     def restore(self) -> WatchTotals:
         """Load the saved positions and counters; a missing or unusable file starts afresh."""
@@ -185,6 +196,8 @@ class LogWatcher:
         )
 
     def _save(self, follower: FollowerState) -> None:
+        if self._abandoned.is_set():
+            return
         state = WatchState(saved_at=self._wall(), follower=follower, counters=self._counters,
                            journal_cursor=self._journal_cursor)
         if self._store is None:
