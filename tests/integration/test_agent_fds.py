@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from mongooseim_agent import procfs
 from tests.support.agentproc import AgentProcess, Series, value
 from tests.support.beam import HoldingBeam
+from tests.support.public_install import PublicInstall, make_public_install
 from tests.support.require import require_binary
 
 pytestmark = pytest.mark.integration
@@ -161,22 +161,24 @@ def test_unprivileged_agent_reads_fds_and_limits_of_root_node(
     beam = HoldingBeam(200, workdir)
     beams.append(beam)
     node = _node_name(beam)
-    # pytest's tmp dirs are private to root; nobody needs a readable config.
-    public = Path(tempfile.mkdtemp(prefix="agent-unpriv-"))
+    # pytest's tmp dirs, the checkout and its venv may all be private to root: nobody gets
+    # a world-readable copy of the agent and a readable config.
+    install = make_public_install()
     try:
-        public.chmod(0o755)
-        config = _config(public, node)
+        config = _config(install.root, node)
         config.chmod(0o644)
-        _scrape_as_nobody(setpriv, config, beam, node, agents)
+        _scrape_as_nobody(setpriv, config, beam, node, agents, install=install)
     finally:
-        shutil.rmtree(public)
+        shutil.rmtree(install.root)
 
 
 def _scrape_as_nobody(
-    setpriv: str, config: Path, beam: HoldingBeam, node: str, agents: list[AgentProcess]
+    setpriv: str, config: Path, beam: HoldingBeam, node: str, agents: list[AgentProcess],
+    *, install: PublicInstall,
 ) -> None:
     agent = AgentProcess(
-        config, prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        config, prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"],
+        python=install.python, env=install.env,
     )
     agents.append(agent)
     series = agent.poll_metrics(_fds_match(beam, node))

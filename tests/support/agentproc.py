@@ -41,8 +41,9 @@ class AgentProcess:
         extra_args: Sequence[str] = (),
         prefix: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        python: str = sys.executable,
     ) -> None:
-        argv = [*prefix, sys.executable, "-m", "mongooseim_agent"]
+        argv = [*prefix, python, "-m", "mongooseim_agent"]
         if config is not None:
             argv += ["--config", str(config)]
         argv += ["--web.listen-address", "127.0.0.1:0", "--log.format", "json", *extra_args]
