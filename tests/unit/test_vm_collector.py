@@ -7,7 +7,7 @@ from mongooseim_agent.config import VmSection
 from mongooseim_agent.erlang.connection import Query
 from mongooseim_agent.erlang.etf import Atom, Term
 from mongooseim_agent.mongooseim.node import NodeProcess
-from mongooseim_agent.snapshot import Status
+from mongooseim_agent.snapshot import Sample, Status
 
 NODE = NodeProcess(pid=1, name="mongooseim@h", longnames=False, uid=0, start_ticks=0)
 
@@ -52,6 +52,6 @@ async def test_process_table_check() -> None:
 async def test_unexpected_reply_is_unknown() -> None:
     """A reply of the wrong shape is reported, not raised."""
     snapshot = await collector(1, port_limit=Atom("undefined")).collect()
-    assert snapshot.samples == ()
+    assert snapshot.samples == (Sample("mongooseim_dist_auth_success", 1),)
     assert snapshot.checks[0].status is Status.UNKNOWN
     assert "expected an integer" in snapshot.checks[0].summary

@@ -12,7 +12,7 @@ import asyncio
 from mongooseim_agent.config import VmSection
 from mongooseim_agent.erlang.connection import Query, reply_int
 from mongooseim_agent.erlang.cookie import CookieUnavailable
-from mongooseim_agent.erlang.errors import CookieRejected, WireError
+from mongooseim_agent.erlang.errors import CookieRejected, RpcError, WireError
 from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.nodelink import NodeLink, NodeNotFound
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
@@ -22,6 +22,11 @@ METRICS: tuple[MetricSpec, ...] = (
     gauge("mongooseim_vm_port_limit", "Size of the node's port table (live value)."),
     gauge("mongooseim_vm_processes", "Processes in the node's VM."),
     gauge("mongooseim_vm_process_limit", "Size of the node's process table."),
+    gauge(
+        "mongooseim_dist_auth_success",
+        "1 if the node accepted the agent's cookie in the distribution handshake, 0 if it "
+        "refused it or no cookie could be read (absent while the node cannot be reached).",
+    ),
 )
 
 _READINGS = (
@@ -30,6 +35,8 @@ _READINGS = (
     (Query.PROCESS_COUNT, "mongooseim_vm_processes"),
     (Query.PROCESS_LIMIT, "mongooseim_vm_process_limit"),
 )
+_AUTH_OK = (Sample("mongooseim_dist_auth_success", 1),)
+_AUTH_FAILED = (Sample("mongooseim_dist_auth_success", 0),)
 _TABLE_HINTS = {
     "port": "raise the port table (+Q or -env ERL_MAX_PORTS in vm.args) and the nofile "
     "limit; when it is full new connections fail with system_limit, often without a log line",
@@ -76,18 +83,30 @@ class VmCollector:
                 hint="the VM may be overloaded or wedged: check its scheduler use and the log",
             ),))
         except CookieRejected as exc:
-            return Snapshot(self.name, checks=(Check(
+            return Snapshot(self.name, _AUTH_FAILED, checks=(Check(
                 "vm_tables", Status.CRITICAL, f"cannot read VM tables: {exc}",
                 hint="the agent's cookie differs from the node's: check [node] cookie_file, "
                 "the node's -setcookie and its user's ~/.erlang.cookie",
             ),))
-        except (NodeNotFound, CookieUnavailable, WireError) as exc:
+        except CookieUnavailable as exc:
+            return Snapshot(self.name, _AUTH_FAILED, checks=(Check(
+                "vm_tables", Status.UNKNOWN, f"cannot read VM tables: {exc}",
+                hint="the agent must know the node's cookie: set [node] cookie_file or run "
+                "the agent as the node's user",
+            ),))
+        except RpcError as exc:
+            # The handshake passed: the node took our cookie and then refused or mangled
+            # a call.
+            return Snapshot(self.name, _AUTH_OK, checks=(Check(
+                "vm_tables", Status.UNKNOWN, f"cannot read VM tables: {exc}",
+            ),))
+        except (NodeNotFound, WireError) as exc:
             return Snapshot(self.name, checks=(Check(
                 "vm_tables", Status.UNKNOWN, f"cannot read VM tables: {exc}",
                 hint="the node must be reachable over Erlang distribution from this host "
                 "(epmd and the dist port) and the agent must know its cookie",
             ),))
-        samples = tuple(Sample(metric, value) for metric, value in values.items())
+        samples = (*_AUTH_OK, *(Sample(metric, value) for metric, value in values.items()))
         checks = (
             self._table_check("port", values["mongooseim_vm_ports"],
                               values["mongooseim_vm_port_limit"]),

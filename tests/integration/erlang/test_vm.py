@@ -43,12 +43,14 @@ async def test_tables_match_the_node(epmd: Epmd, node_a: ErlNode) -> None:
         "erlang:system_info(process_limit).")
     assert 0 < samples["mongooseim_vm_ports"] < samples["mongooseim_vm_port_limit"]
     assert 0 < samples["mongooseim_vm_processes"] < samples["mongooseim_vm_process_limit"]
+    assert samples["mongooseim_dist_auth_success"] == 1
     assert {c.name: c.status for c in snapshot.checks} == {
         "vm_port_table": Status.OK, "vm_process_table": Status.OK}
 
 
 async def test_wrong_cookie_is_critical(epmd: Epmd, node_a: ErlNode) -> None:
-    """A rejected cookie: no samples, a critical check that says so (without the cookie)."""
+    """A rejected cookie: auth 0 and no table samples, a critical check that says so
+    (without the cookie)."""
     real = node_a.process()
     wrong = new_cookie()
     process = NodeProcess(pid=real.pid, name=real.name, longnames=False, uid=real.uid,
@@ -58,7 +60,8 @@ async def test_wrong_cookie_is_critical(epmd: Epmd, node_a: ErlNode) -> None:
         snapshot = await VmCollector(VmSection(), node_link).collect()
     finally:
         await node_link.close()
-    assert snapshot.samples == ()
+    assert [(s.metric, s.value) for s in snapshot.samples] == [
+        ("mongooseim_dist_auth_success", 0)]
     (only,) = snapshot.checks
     assert only.status is Status.CRITICAL
     assert "cookie" in only.summary
@@ -83,7 +86,7 @@ async def test_wedged_node_ends_within_timeout(epmd: Epmd, fresh_node: ErlNode) 
     node_link = link(fresh_node.process(), epmd)
     collector = VmCollector(VmSection(interval=5, timeout=1), node_link)
     try:
-        assert len((await collector.collect()).samples) == 4
+        assert len((await collector.collect()).samples) == 5
         with frozen(fresh_node.pid):
             start = time.monotonic()
             snapshot = await collector.collect()
@@ -91,6 +94,6 @@ async def test_wedged_node_ends_within_timeout(epmd: Epmd, fresh_node: ErlNode) 
         assert snapshot.samples == ()
         assert snapshot.checks[0].status is Status.UNKNOWN
         assert "no answer" in snapshot.checks[0].summary
-        assert len((await collector.collect()).samples) == 4
+        assert len((await collector.collect()).samples) == 5
     finally:
         await node_link.close()
