@@ -302,7 +302,7 @@ async def test_atoms_do_not_leak_over_1000_polls(epmd: Epmd, fresh_node: ErlNode
     try:
         for poll in range(1000):
             snapshot = await collector.collect()
-            assert len(snapshot.samples) == 4, snapshot.checks
+            assert len(snapshot.samples) == 5, snapshot.checks
             if poll % 100 == 50:
                 await link.close()
             if poll % 100 == 99:
