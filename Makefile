@@ -46,8 +46,9 @@ demo-stop:
 	$(BIN)/python -m tests.mim_node.demo stop
 
 lint: setup
-	$(BIN)/ruff check agent tests bench
+	$(BIN)/ruff check agent tests bench exporters
 	$(BIN)/mypy
+	$(BIN)/mypy --strict exporters/generate.py
 
 test: lint
 	$(BIN)/pytest
