@@ -4,15 +4,18 @@ the monitoring-mixin conventions, and the PrometheusRule is generated from the s
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.exporters import (
     PROMETHEUS_RULE,
     REQUIRED_ALERTS,
     RULES,
     RULES_TEST,
+    SCRAPE,
     alert_rules,
     generator,
     load_yaml,
@@ -123,3 +126,22 @@ def test_prometheus_rule_is_generated_from_rules_yml() -> None:
     assert resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["kind"] == "PrometheusRule"
     assert resource["spec"]["groups"] == load_yaml(RULES)["groups"]
+
+
+def test_scrape_example_passes_promtool_check_config(tmp_path: Path) -> None:
+    """scrape.yml is a valid Prometheus config once its rule file path points at the rules;
+    its agent job carries the `cluster` label and the HA pair drops `replica` from alerts."""
+    promtool = require_binary("promtool")
+    config = load_yaml(SCRAPE)
+    config["rule_files"] = [str(RULES)]
+    copy = tmp_path / "prometheus.yml"
+    copy.write_text(yaml.safe_dump(config))
+    done = subprocess.run([promtool, "check", "config", str(copy)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [agent_job] = [j for j in config["scrape_configs"] if j["job_name"] == "mongooseim-agent"]
+    assert all("cluster" in target["labels"] for target in agent_job["static_configs"])
+    assert {"action": "labeldrop", "regex": "replica"} in (
+        config["alerting"]["alert_relabel_configs"]
+    )
+    assert "replica" in config["global"]["external_labels"]
