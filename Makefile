@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/footprint.py
 	$(BIN)/python bench/dist_rpc.py
 	$(BIN)/python bench/log_scan.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from mongooseim_agent.mongooseim.audit.findings import (
     Targets,
     Verdict,
 )
+from mongooseim_agent.mongooseim.cookie import expand_cookie_path
 from mongooseim_agent.mongooseim.discovery import full_node_name
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
@@ -356,6 +358,14 @@ class AuditCollector:
                     secret = read_cookie_file(self._files.real(path))
                 except (CookieUnavailable, host.Unreadable) as exc:
                     unreadable = str(exc)
+        configured = self._config.node.cookie_file
+        if secret is None and self._live and configured is not None:
+            # The agent's own copy of the node's cookie (e.g. a systemd credential).
+            try:
+                secret = read_cookie_file(expand_cookie_path(configured, os.environ))
+                description = description or f"[node] cookie_file {configured}"
+            except CookieUnavailable as exc:
+                unreadable = unreadable or str(exc)
         local.cookie_secret = secret
         if secret is None and description is None:
             return CookieFacts(None, None, unreadable, service_user=user_name, service_uid=uid)
