@@ -20,6 +20,7 @@ from mongooseim_agent.collectors.registry import Assembly, contract, default_ass
 from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.exposition import StoreCollector, agent_samples
 from mongooseim_agent.http import ListenAddress, WebApp, bind
+from mongooseim_agent.loadbalancer.agentcheck import AgentCheckServer, agent_reply, store_weight
 from mongooseim_agent.loadbalancer.readiness import STARTING, ReadinessPolicy, Schedule, Verdict
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Sample
@@ -72,6 +73,7 @@ class Daemon:
         self._reloads: set[asyncio.Task[bool]] = set()
         self._drained = False
         self.bound: list[tuple[str, int]] = []
+        self.agent_check = AgentCheckServer(self._agent_check_reply)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StoreCollector(contract(), self._samples))
         ProcessCollector(registry=self.registry)
@@ -95,6 +97,9 @@ class Daemon:
         return generation.policy.evaluate(
             self._store, generation.schedules, self._wall(), drained
         )
+
+    def _agent_check_reply(self) -> str:
+        return agent_reply(self.readiness(), store_weight(self._store, self.config.load_balancer))
 
     def _samples(self) -> Iterator[Sample]:
         for snap in self._store:
@@ -131,6 +136,7 @@ class Daemon:
         try:
             await self._start_sites(runner)
             await self._start_generation(self._generation.config)
+            await self.agent_check.apply(self.config.load_balancer)
             drain_watch = asyncio.create_task(self._watch_drain(), name="drain-watch")
             await self._stop.wait()
             drain_watch.cancel()
@@ -140,6 +146,7 @@ class Daemon:
                 # A reload under way finishes first (one queued behind it sees the stop and
                 # returns), so the generation it starts is the one stopped here.
                 await asyncio.wait(self._reloads)
+            await self.agent_check.close()
             await self._stop_generation()
             await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -224,6 +231,11 @@ class Daemon:
                 return False
             await self._stop_generation()
             await self._start_generation(config)
+            try:
+                await self.agent_check.apply(config.load_balancer)
+            except OSError as exc:
+                self._log.error("agent-check listener not started", error=str(exc),
+                                address=config.load_balancer.agent_check_address)
             self._reload_ok = True
             self._reload_time = self._wall()
             self._store.touch()

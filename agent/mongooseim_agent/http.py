@@ -175,7 +175,15 @@ class WebApp:
         return web.Response(status=503, text="first collection not done yet\n")
 
     async def node_ready(self, request: web.Request) -> web.Response:
-        return node_ready_response(self._readiness())
+        ignore = [
+            name for value in request.query.getall("ignore", [])[:_MAX_IGNORED]
+            for name in value.split(",")[:_MAX_IGNORED] if name
+        ]
+        return node_ready_response(self._readiness().ignoring(ignore))
+
+
+# `?ignore=` names at most this many conditions; more are not read.
+_MAX_IGNORED = 32
 
 
 def node_ready_response(verdict: Verdict) -> web.Response:

@@ -8,9 +8,11 @@ import http.client
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -110,7 +112,10 @@ class HAProxy:
 
     def __init__(self, binary: str, workdir: Path, config: str) -> None:
         self.workdir = workdir
-        self.stats_socket = workdir / "stats.sock"
+        workdir.mkdir(parents=True, exist_ok=True)
+        # A short private directory: a unix socket path must fit in 108 bytes.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="hap-"))
+        self.stats_socket = self._socket_dir / "stats.sock"
         self.config_file = workdir / "haproxy.cfg"
         self.config_file.write_text(config.replace("@STATS@", str(self.stats_socket)))
         checked = subprocess.run([binary, "-c", "-f", str(self.config_file)],
@@ -152,10 +157,11 @@ class HAProxy:
         }
 
     def wait_server(self, backend: str, server: str, within: float, **want: str) -> dict[str, str]:
+        """Poll `show stat` until the server's columns match (`"DOWN*"`: a prefix)."""
         deadline = time.monotonic() + within
         while True:
             row = self.servers(backend)[server]
-            if all(row[key] == value for key, value in want.items()):
+            if all(_matches(row[key], value) for key, value in want.items()):
                 return row
             if time.monotonic() > deadline:
                 raise AssertionError(f"{server}: wanted {want}, have status={row['status']} "
@@ -173,3 +179,10 @@ class HAProxy:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+def _matches(have: str, want: str) -> bool:
+    if want.endswith("*"):
+        return have.startswith(want[:-1])
+    return have == want

@@ -9,7 +9,8 @@ collector that failed or is stuck past its timeout, counts as failing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from mongooseim_agent.config import LoadBalancerSection
@@ -75,6 +76,18 @@ class Verdict:
     @property
     def blocking(self) -> tuple[Condition, ...]:
         return tuple(c for c in self.conditions if c.blocks)
+
+    def ignoring(self, names: Iterable[str]) -> Verdict:
+        """The verdict with `names` treated as exempt: `/node/ready?ignore=drained` lets
+        HAProxy's httpchk pass while its agent-check carries the drain (DRAIN, not DOWN)."""
+        ignored = frozenset(names)
+        if not ignored:
+            return self
+        conditions = tuple(
+            dataclasses.replace(c, exempt=True) if c.name in ignored else c
+            for c in self.conditions
+        )
+        return Verdict(not any(c.blocks for c in conditions), conditions, self.drained)
 
     def to_json(self) -> dict[str, object]:
         return {
