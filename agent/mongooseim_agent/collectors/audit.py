@@ -477,9 +477,12 @@ class AuditCollector:
             return _replace_cookie(local, peers_note="peers not checked: a live check")
         if not peers:
             return local
-        if node is None or self._link is None:
+        if node is None:
             return _replace_cookie(local, peers_note="peers not checked: the node is not "
                                    "running here")
+        if self._link is None:
+            return _replace_cookie(local, peers_note="peers not checked: no distribution "
+                                   "link to the node")
         link = self._link
 
         async def one(peer: str) -> tuple[str, str]:
