@@ -206,6 +206,8 @@ def check_nofile_source(
         if source.under_systemd is False:
             notes.append("the node runs outside systemd, so limits.conf applies through "
                          "pam_limits when it is started from a login session")
+            if source.unit_path is not None:
+                notes.append(f"{source.unit_path} exists, but the node was not started by it")
         elif source.unit is None:
             notes.append("no systemd unit for the node was found")
         if rule is not None:
