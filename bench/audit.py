@@ -4,9 +4,10 @@ Against a real stand-in node (when erl is installed to start one) on this host:
 
 - the audit in-process (files, /proc, epmd, distribution, name resolution), erl not used;
 - the whole command, `python -m mongooseim_agent audit --json`, with PATH holding no `erl`;
-- references in the same run: the interpreter importing the agent (`import
-  mongooseim_agent.cli`), one `erl` VM start (what the port-memory measurement and every
-  `mongooseimctl` call cost), and the audit with the measurement on a cold cache.
+- references in the same run: the bare interpreter (`python -c pass`), the interpreter
+  importing the agent (`import mongooseim_agent.cli`), one `erl` VM start (what the
+  port-memory measurement and every `mongooseimctl` call cost), and the audit with the
+  measurement on a cold cache.
 
 Prints figures and ratios; never fails. Target: the command under 1 s without erl.
 """
@@ -80,6 +81,7 @@ def main() -> None:
         whole = [timed(command, env) for _ in range(args.runs)]
         imports = [timed([sys.executable, "-c", "import mongooseim_agent.cli"], env)
                    for _ in range(args.runs)]
+        bare = [timed([sys.executable, "-c", "pass"], env) for _ in range(args.runs)]
         load = os.getloadavg()[0]
         print(f"load average {load:.1f} on {os.cpu_count()} CPUs (figures scale with it)")
         print(f"audit of this host ({'node ' + name if name else 'no node running'}), "
@@ -88,6 +90,7 @@ def main() -> None:
         print(f"  in-process audit, no erl          {summary(in_process)}")
         print(f"  `audit --json`, PATH without erl  {summary(whole)}")
         print(f"  reference: import the agent       {summary(imports)}")
+        print(f"  reference: python -c pass         {summary(bare)}")
         median_whole = statistics.median(whole)
         verdict = "under" if median_whole < 1.0 else "OVER"
         print(f"  the command: {median_whole:.3f} s, {verdict} the 1 s target; "
