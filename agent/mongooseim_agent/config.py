@@ -157,6 +157,11 @@ class ProbesSection(_PeriodicSection):
     # name -> "host:port" of the node's listeners; replaces the defaults when set.
     listeners: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LISTENERS))
     epmd_port: int = Field(default=4369, ge=1, le=65535)
+    # At most this many peers are probed (configured first, then mnesia members, then
+    # nodes()); the cap is reported by the cluster_peers check and cluster_peers_known.
+    max_peers: int = Field(default=64, ge=0, le=4096)
+    # At most this many peers are probed at once (each holds up to two sockets).
+    max_concurrency: int = Field(default=32, ge=1, le=1024)
 
     @field_validator("peers")
     @classmethod
@@ -334,6 +339,61 @@ class AuditSection(_PeriodicSection):
         return value
 
 
+class ClusterSection(_PeriodicSection):
+    interval: Duration = 15.0
+    # Per source: a dist or GraphQL read of the membership gets this long.
+    timeout: Duration = 5.0
+    # Where membership is read: "auto" = the first of dist, graphql (when graphql_url is
+    # set), ctl (when a mongooseimctl is found) that answers.
+    source: Literal["auto", "dist", "graphql", "ctl"] = "auto"
+    # Members that should be in the cluster; empty: every member seen since the agent started.
+    expected_members: tuple[str, ...] = ()
+    # The node is not ready for traffic when fewer members than this run (itself included).
+    min_running_members: int = Field(default=1, ge=0, le=1024)
+    # MongooseIM 6's GraphQL admin endpoint, e.g. "http://127.0.0.1:5551/api/graphql".
+    graphql_url: str | None = None
+    graphql_user: str | None = None
+    # A file holding the admin password (basic auth); never logged or shown.
+    graphql_password_file: Path | None = None
+    # The Host header MongooseIM's handler matches (its listener's `host`, "localhost").
+    graphql_host: str = "localhost"
+    # mongooseimctl to run; None: REL_ROOT/bin/mongooseimctl of the discovered node.
+    ctl_path: Path | None = None
+    # Each mongooseimctl run (it starts a whole VM: about 1.2 s).
+    ctl_timeout: Duration = 10.0
+
+    @field_validator("expected_members")
+    @classmethod
+    def _members(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for member in value:
+            if "@" not in member or not _NODE_NAME_RE.match(member):
+                raise ValueError(f"member {member!r}: expected a node name such as mongooseim@host")
+        return value
+
+    @field_validator("graphql_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/@]+(/[^\s]*)?", value):
+            raise ValueError("expected an http:// or https:// URL without credentials, such "
+                             "as http://127.0.0.1:5551/api/graphql")
+        return value
+
+    @field_validator("graphql_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:\[\]-]{1,255}", value):
+            raise ValueError("expected a host name such as localhost")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterSection:
+        if self.source == "graphql" and self.graphql_url is None:
+            raise ValueError("source = \"graphql\" needs graphql_url")
+        if (self.graphql_user is None) != (self.graphql_password_file is None):
+            raise ValueError("set both graphql_user and graphql_password_file, or neither")
+        return self
+
+
 class Config(_Section):
     agent: AgentSection = AgentSection()
     node: NodeSection = NodeSection()
@@ -343,6 +403,7 @@ class Config(_Section):
     logs: LogsSection = LogsSection()
     load_balancer: LoadBalancerSection = LoadBalancerSection()
     audit: AuditSection = AuditSection()
+    cluster: ClusterSection = ClusterSection()
 
 
 _TYPE_REPR = re.compile(r" for <class '[^']*'>")

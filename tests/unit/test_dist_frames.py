@@ -34,6 +34,7 @@ def test_allow_list_is_closed_and_read_only() -> None:
         ("erlang", "system_info", ("process_count",)),
         ("erlang", "system_info", ("process_limit",)),
         ("erlang", "nodes", ()),
+        ("cets_status", "status", ("mongoose_cets_discovery",)),
     }
     assert str(Query.NODES) == "erlang:nodes()"
     assert str(Query.PORT_LIMIT) == "erlang:system_info(port_limit)"

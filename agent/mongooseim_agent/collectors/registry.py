@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from mongooseim_agent.collectors import audit, fds, loadbalancer, logs, probes, vm
+from mongooseim_agent.collectors import audit, cluster, fds, loadbalancer, logs, probes, vm
 from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.dist import DistSettings
@@ -24,6 +25,7 @@ COLLECTOR_TYPES: tuple[type[Collector], ...] = (
     logs.LogsCollector,
     loadbalancer.LoadBalancerCollector,
     audit.AuditCollector,
+    cluster.ClusterCollector,
 )
 
 
@@ -55,6 +57,12 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
             epmd_port=config.probes.epmd_port, connect_timeout=config.probes.timeout
         ),
     )
+
+    def release_root() -> Path | None:
+        if config.node.release_root is not None:
+            return config.node.release_root
+        return watch.current.release_root if watch.current is not None else None
+
     collectors: list[Collector] = [
         fds.FdCollector(config.fds, watch),
         vm.VmCollector(config.vm, link),
@@ -69,6 +77,7 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
         loadbalancer.LoadBalancerCollector(
             config.load_balancer, config.probes.listeners, lambda: watch.current, link
         ),
+        cluster.ClusterCollector(config.cluster, link, release_root=release_root),
     ]
     auditor = audit.AuditCollector(
         config, lambda: watch.current, link, node_problem=lambda: watch.discovery.problem,

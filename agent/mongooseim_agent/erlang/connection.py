@@ -45,6 +45,9 @@ class Query(enum.Enum):
     PROCESS_COUNT = ("erlang", "system_info", "process_count")
     PROCESS_LIMIT = ("erlang", "system_info", "process_limit")
     NODES = ("erlang", "nodes", "")
+    # What MongooseIM's own `cets systemInfo` (GraphQL and CLI) calls: a gen_server status
+    # read of the CETS discovery process. `undef` on a node without CETS.
+    CETS_STATUS = ("cets_status", "status", "mongoose_cets_discovery")
 
     @property
     def module(self) -> Atom:
