@@ -80,6 +80,23 @@ RENAMED: tuple[Rename, ...] = (
         "promtool check metrics rejects a gauge ending in `_count` (a histogram/summary suffix)",
     ),
     Rename("mongooseim_vm_process_count", "mongooseim_vm_processes", "as above"),
+    Rename(
+        '`{host="..."}` on mongooseim_epmd_up',
+        "mongooseim_epmd_up",
+        "an agent probes its own host's epmd: the label carried nothing",
+    ),
+    Rename(
+        '`{node="..."}` on mongooseim_dist_port, mongooseim_dist_port_in_range',
+        "the same names without the label",
+        "one agent watches one node, as above",
+    ),
+    Rename(
+        'mongooseim_probe_success / _duration_seconds `{name="peer_epmd"|"peer_dist"|'
+        '"peer_auth", target=PEER}`',
+        'mongooseim_cluster_peer_up{peer=PEER, check="epmd"|"dist"|"auth"}',
+        "one series per peer state instead of two names for it; probe_* keeps the listeners, "
+        "epmd and dist",
+    ),
 )
 
 

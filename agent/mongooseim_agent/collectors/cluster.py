@@ -52,8 +52,8 @@ METRICS: tuple[MetricSpec, ...] = (
     gauge("mongooseim_cluster_view_info", "1; view is a short hash of the sorted running set: "
           "agents on different nodes showing different views = split brain.", "view"),
     gauge("mongooseim_cluster_partitioned", "1 when a member is connected over distribution "
-          "but missing from running_db_nodes (mnesia stays partitioned after the network "
-          "heals)."),
+          "but missing from running_db_nodes on two runs in a row (mnesia stays partitioned "
+          "after the network heals); dist source only."),
     gauge("mongooseim_cluster_source_info", "1; which source answered the membership "
           "(dist, graphql, ctl).", "source"),
     gauge("mongooseim_cets_nodes", "CETS nodes by state (joined, available, unavailable, "

@@ -2,13 +2,17 @@
 registered on a port inside its configured range, and every cluster peer reachable through
 epmd and its distribution port and accepting our cookie.
 
-Every probe runs concurrently under its own timeout; a failed probe is a 0 sample and a
-failing check, never an exception. Peers are the node's `nodes()` plus `[probes] peers`.
+Every probe runs under its own timeout; a failed probe is a 0 sample and a failing check,
+never an exception. Peers are `[probes] peers`, every mnesia member (db_nodes: a stopped
+member stays a peer, reading 0, until it is removed from the cluster) and the node's
+`nodes()`; at most `max_peers` of them, at most `max_concurrency` probed at once, so a node
+claiming thousands of peers cannot exhaust the agent's fds or flood /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,20 +23,19 @@ from mongooseim_agent.erlang.connection import Query, reply_nodes
 from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.dist import split_node_name
 from mongooseim_agent.erlang.epmd import EpmdClient, NamesReply, OpenConnection, close_quietly
-from mongooseim_agent.erlang.errors import CookieRejected, WireError
+from mongooseim_agent.erlang.errors import CookieRejected, RpcError, WireError
 from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
 from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
-    gauge("mongooseim_epmd_up", "1 if epmd on this host answered NAMES.", "host"),
-    gauge("mongooseim_dist_port", "The node's distribution port as epmd reports it.", "node"),
+    gauge("mongooseim_epmd_up", "1 if epmd on this host answered NAMES."),
+    gauge("mongooseim_dist_port", "The node's distribution port as epmd reports it."),
     gauge(
         "mongooseim_dist_port_in_range",
         "1 if the distribution port is inside inet_dist_listen_min..max (absent when the node "
         "sets no range).",
-        "node",
     ),
     gauge("mongooseim_probe_success", "1 if the probe succeeded.", "name", "target"),
     gauge(
@@ -44,9 +47,18 @@ METRICS: tuple[MetricSpec, ...] = (
     gauge(
         "mongooseim_cluster_peer_up",
         "1 if this host reaches the peer: check=epmd (registered in its epmd), dist (its "
-        "distribution port accepts TCP), auth (a handshake with our cookie succeeds).",
+        "distribution port accepts TCP), auth (a handshake with our cookie succeeds). Every "
+        "mnesia member is a peer: a stopped one reads 0 until it is removed from the cluster.",
         "peer",
         "check",
+    ),
+    gauge(
+        "mongooseim_cluster_peers_known",
+        "Peers known ([probes] peers, mnesia db_nodes, nodes()), probed or not.",
+    ),
+    gauge(
+        "mongooseim_cluster_peers_probed",
+        "Peers probed: fewer than known when [probes] max_peers caps them.",
     ),
 )
 
@@ -83,9 +95,10 @@ class ProbesCollector:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = settings.interval
-        # Discovering peers, then each peer's epmd lookup, then its dist and auth probes
-        # side by side: three probe timeouts in a row at most, plus scheduling slack.
-        self.timeout = 3 * settings.timeout + 1.0
+        # Discovering peers, then per round of max_concurrency peers each one's epmd lookup,
+        # then its dist and auth probes side by side, plus scheduling slack.
+        rounds = math.ceil(settings.max_peers / settings.max_concurrency)
+        self.timeout = settings.timeout * (1 + 2 * rounds) + 1.0
         self._settings = settings
         self._link = link
         self._epmd_host = epmd_host
@@ -101,11 +114,13 @@ class ProbesCollector:
             name: self._timed(self._tcp(host, port))
             for name, (host, port) in self._listeners.items()
         }
-        listeners, (epmd, names), (peers, discovery_error) = await asyncio.gather(
+        listeners, (epmd, names), (known, discovery_error) = await asyncio.gather(
             _gather_dict(listener_tasks), self._local_epmd(), self._peers(node),
         )
+        peers = known[: self._settings.max_peers]
+        limit = asyncio.Semaphore(self._settings.max_concurrency)
         peer_outcomes, local_dist = await asyncio.gather(
-            asyncio.gather(*(self._probe_peer(peer) for peer in peers)),
+            asyncio.gather(*(self._probe_peer(peer, limit) for peer in peers)),
             self._local_dist(node, names),
         )
         samples: list[Sample] = []
@@ -115,7 +130,7 @@ class ProbesCollector:
             samples += _probe_samples(name, f"{host}:{port}", outcome)
             checks.append(_listener_check(name, f"{host}:{port}", outcome))
         epmd_target = f"{self._epmd_host}:{self._settings.epmd_port}"
-        samples.append(Sample("mongooseim_epmd_up", int(epmd.ok), {"host": self._epmd_host}))
+        samples.append(Sample("mongooseim_epmd_up", int(epmd.ok)))
         samples += _probe_samples("epmd", epmd_target, epmd)
         checks.append(_epmd_check(epmd_target, epmd))
         if node is not None and epmd.ok and names is not None:
@@ -127,8 +142,10 @@ class ProbesCollector:
             for check, result in peer.checks.items():
                 labels = {"peer": peer.peer, "check": check}
                 samples.append(Sample("mongooseim_cluster_peer_up", int(result.ok), labels))
-                samples += _probe_samples(f"peer_{check}", peer.peer, result)
-        checks.append(_peers_check(peer_outcomes, discovery_error))
+        samples.append(Sample("mongooseim_cluster_peers_known", len(known)))
+        samples.append(Sample("mongooseim_cluster_peers_probed", len(peers)))
+        checks.append(_peers_check(peer_outcomes, discovery_error, len(known),
+                                   self._settings.max_peers))
         return Snapshot(self.name, tuple(samples), tuple(checks))
 
     async def _timed(self, probe: Awaitable[str]) -> Outcome:
@@ -178,21 +195,36 @@ class ProbesCollector:
         return await self._timed(self._tcp(host, port))
 
     async def _peers(self, node: NodeProcess | None) -> tuple[list[str], str | None]:
-        configured = set(self._settings.peers)
+        """Known peers, most wanted first: configured, mnesia members, then nodes()."""
+        groups: list[list[str]] = [sorted(set(self._settings.peers))]
         error: str | None = None
         if node is not None:
+            limit = self._settings.timeout
             try:
-                async with asyncio.timeout(self._settings.timeout):
-                    reply = await self._link.call(Query.NODES, self._settings.timeout)
-                configured.update(reply_nodes(Query.NODES, reply))
+                async with asyncio.timeout(limit):
+                    connected = await self._link.call(Query.NODES, limit)
+                    try:
+                        members = await self._link.call(Query.DB_NODES, limit)
+                    except RpcError:
+                        # A node without mnesia has no members to add.
+                        members = []
+                for query, reply in ((Query.DB_NODES, members), (Query.NODES, connected)):
+                    groups.append(sorted(
+                        name for name in reply_nodes(query, reply) if _is_node_name(name)
+                    ))
             except TimeoutError:
-                error = f"nodes() on {node.name} did not answer in {self._settings.timeout:g}s"
+                error = f"{node.name} did not list its peers in {limit:g}s"
             except (WireError, CookieUnavailable) as exc:
                 error = f"cannot list {node.name}'s peers: {_reason(exc)}"
-            configured.discard(node.name)
-        return sorted(configured), error
+        own = node.name if node is not None else None
+        ordered = dict.fromkeys(peer for group in groups for peer in group if peer != own)
+        return list(ordered), error
 
-    async def _probe_peer(self, peer: str) -> PeerOutcome:
+    async def _probe_peer(self, peer: str, limit: asyncio.Semaphore) -> PeerOutcome:
+        async with limit:
+            return await self._probe_peer_now(peer)
+
+    async def _probe_peer_now(self, peer: str) -> PeerOutcome:
         alive, host = split_node_name(peer)
         client = EpmdClient(host, self._settings.epmd_port, self._settings.timeout, self._open)
         ports: list[int] = []
@@ -222,12 +254,10 @@ class ProbesCollector:
         port = names.nodes.get(split_node_name(node.name)[0])
         if port is None:
             return []
-        label = {"node": node.name}
-        samples = [Sample("mongooseim_dist_port", port, label)]
+        samples = [Sample("mongooseim_dist_port", port)]
         if node.dist_port_range is not None:
             low, high = node.dist_port_range
-            samples.append(Sample("mongooseim_dist_port_in_range", int(low <= port <= high),
-                                  label))
+            samples.append(Sample("mongooseim_dist_port_in_range", int(low <= port <= high)))
         return samples
 
     @staticmethod
@@ -297,7 +327,21 @@ def _epmd_check(target: str, outcome: Outcome) -> Check:
     )
 
 
-def _peers_check(peers: list[PeerOutcome], discovery_error: str | None) -> Check:
+def _is_node_name(name: str) -> bool:
+    try:
+        split_node_name(name)
+    except ValueError:
+        return False
+    return len(name) <= 255
+
+
+def _peers_check(
+    peers: list[PeerOutcome], discovery_error: str | None, known: int, max_peers: int
+) -> Check:
+    capped = (
+        f"; only {max_peers} of {known} known peers probed ([probes] max_peers)"
+        if known > max_peers else ""
+    )
     failures = [
         f"{outcome.peer} {check}: {result.detail}"
         for outcome in peers
@@ -310,14 +354,20 @@ def _peers_check(peers: list[PeerOutcome], discovery_error: str | None) -> Check
     if failures:
         return Check(
             "cluster_peers", Status.CRITICAL,
-            f"{len(failures)} failed peer checks: " + "; ".join(failures),
+            f"{len(failures)} failed peer checks: " + "; ".join(failures[:20])
+            + ("; ..." if len(failures) > 20 else "") + capped,
             hint="every node must reach every other on epmd (4369) and the distribution "
             "port range, with the same cookie" + (
                 "; a peer rejected our cookie: the cookies differ" if cookie else ""),
         )
     if discovery_error is not None:
-        return Check("cluster_peers", Status.WARNING, discovery_error,
+        return Check("cluster_peers", Status.WARNING, discovery_error + capped,
                      hint="peers are then only those listed in [probes] peers")
+    if capped:
+        return Check("cluster_peers", Status.WARNING,
+                     f"{len(peers)} peers reachable{capped}",
+                     hint="raise [probes] max_peers if the cluster really is this large; a "
+                     "node listing thousands of peers is broken or hostile")
     if not peers:
         return Check("cluster_peers", Status.OK, "no cluster peers known")
     return Check("cluster_peers", Status.OK,

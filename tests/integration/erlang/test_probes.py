@@ -100,10 +100,10 @@ async def test_cluster_view(
     assert value(snapshot, "mongooseim_probe_success", name="s2s",
                  target=f"127.0.0.1:{closed}") == 0
     assert check(snapshot, "listener_s2s")[0] is Status.CRITICAL
-    assert value(snapshot, "mongooseim_epmd_up", host="127.0.0.1") == 1
+    assert value(snapshot, "mongooseim_epmd_up") == 1
     assert node_a.spec.dist_range is not None
-    assert value(snapshot, "mongooseim_dist_port", node=node_a.name) == node_a.spec.dist_range[0]
-    assert value(snapshot, "mongooseim_dist_port_in_range", node=node_a.name) == 1
+    assert value(snapshot, "mongooseim_dist_port") == node_a.spec.dist_range[0]
+    assert value(snapshot, "mongooseim_dist_port_in_range") == 1
     assert value(snapshot, "mongooseim_probe_success", name="dist", target=node_a.name) == 1
     # node_a2 comes from nodes() on node_a; node_c and the gone node from the config.
     for peer, expected in [
@@ -132,7 +132,7 @@ async def test_no_range_no_in_range_sample(epmd: Epmd, node_a: ErlNode, node_a2:
         snapshot = await collect_in_time(collector)
     finally:
         await link.close()
-    assert value(snapshot, "mongooseim_dist_port", node=node_a2.name) is not None
+    assert value(snapshot, "mongooseim_dist_port") is not None
     assert not [s for s in snapshot.samples if s.metric == "mongooseim_dist_port_in_range"]
     assert value(snapshot, "mongooseim_cluster_peer_up", peer=node_a.name, check="auth") == 1
     assert check(snapshot, "cluster_peers")[0] is Status.OK
@@ -151,7 +151,7 @@ async def test_dist_port_outside_range(epmd: Epmd, node_a: ErlNode, listener: in
         snapshot = await collect_in_time(collector)
     finally:
         await link.close()
-    assert value(snapshot, "mongooseim_dist_port_in_range", node=real.name) == 0
+    assert value(snapshot, "mongooseim_dist_port_in_range") == 0
     assert check(snapshot, "epmd_registration")[0] is Status.WARNING
 
 
@@ -165,11 +165,11 @@ async def test_epmd_not_running(node_a: ErlNode, node_a2: ErlNode, listener: int
         snapshot = await collect_in_time(collector)
     finally:
         await link.close()
-    assert value(snapshot, "mongooseim_epmd_up", host="127.0.0.1") == 0
+    assert value(snapshot, "mongooseim_epmd_up") == 0
     assert check(snapshot, "epmd")[0] is Status.CRITICAL
     assert value(snapshot, "mongooseim_probe_success", name="c2s",
                  target=f"127.0.0.1:{listener}") == 1
-    assert value(snapshot, "mongooseim_dist_port", node=node_a.name) is None
+    assert value(snapshot, "mongooseim_dist_port") is None
     for kind in ("epmd", "dist", "auth"):
         assert value(snapshot, "mongooseim_cluster_peer_up", peer=node_a2.name, check=kind) == 0
     status, summary, _ = check(snapshot, "cluster_peers")
@@ -196,18 +196,15 @@ async def test_frozen_epmd_and_frozen_peer(epmd: Epmd, node_a: ErlNode, fresh_no
         await wedged_link.close()
         await cluster_link.close()
         wedged_epmd.stop()
-    assert value(during_epmd, "mongooseim_epmd_up", host="127.0.0.1") == 0
+    assert value(during_epmd, "mongooseim_epmd_up") == 0
     assert "no answer" in check(during_epmd, "epmd")[1]
-    assert value(after_epmd, "mongooseim_epmd_up", host="127.0.0.1") == 1
+    assert value(after_epmd, "mongooseim_epmd_up") == 1
     peer = fresh_node.name
     # epmd answers for the frozen node; the kernel accepts TCP for it; the handshake stalls.
     assert value(during_peer, "mongooseim_cluster_peer_up", peer=peer, check="epmd") == 1
     assert value(during_peer, "mongooseim_cluster_peer_up", peer=peer, check="dist") == 1
     assert value(during_peer, "mongooseim_cluster_peer_up", peer=peer, check="auth") == 0
-    duration = value(during_peer, "mongooseim_probe_duration_seconds", name="peer_auth",
-                     target=peer)
-    assert duration is not None
-    assert PROBE_TIMEOUT * 0.9 <= duration < PROBE_TIMEOUT + 0.3
+    assert "no answer in" in check(during_peer, "cluster_peers")[1]
     assert value(after, "mongooseim_cluster_peer_up", peer=peer, check="auth") == 1
 
 
@@ -222,7 +219,7 @@ async def test_no_node_and_no_cookie(epmd: Epmd, node_a: ErlNode, listener: int)
         link_for(None, epmd.port, cookie=no_cookie),
     )
     snapshot = await collect_in_time(collector)
-    assert value(snapshot, "mongooseim_epmd_up", host="127.0.0.1") == 1
+    assert value(snapshot, "mongooseim_epmd_up") == 1
     assert not [s for s in snapshot.samples if s.metric == "mongooseim_dist_port"]
     assert value(snapshot, "mongooseim_cluster_peer_up", peer=node_a.name, check="dist") == 1
     assert value(snapshot, "mongooseim_cluster_peer_up", peer=node_a.name, check="auth") is None
