@@ -9,15 +9,19 @@ import subprocess
 import time
 from pathlib import Path
 
+# mnesia runs (a ram schema, nothing on disk) as on every MongooseIM node: without it the
+# cluster collector rightly reports the node out of its cluster and not ready.
 _HOLD_FILES = (
-    "Fs = [begin {{ok, F}} = file:open(\"/dev/null\", [read, raw]), F end"
+    "ok = mnesia:start(),"
+    " Fs = [begin {{ok, F}} = file:open(\"/dev/null\", [read, raw]), F end"
     " || _ <- lists:seq(1, {n})],"
     " io:format(\"ready~n\"), receive never -> Fs end."
 )
 
 
 class HoldingBeam:
-    """`erl -sname NAME -setcookie C` holding `fds` open files until it is killed."""
+    """`erl -sname NAME -setcookie C` running mnesia and holding `fds` open files until it is
+    killed."""
 
     def __init__(
         self, fds: int, workdir: Path, erl_max_ports: int = 4096, sname: str | None = None

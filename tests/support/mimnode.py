@@ -22,8 +22,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,8 @@ class MimNodeSpec:
     # (soft, hard) RLIMIT_NOFILE the node starts with, as systemd's LimitNOFILE= sets it;
     # None inherits the caller's.
     nofile: tuple[int, int] | None = None
+    # Answer cets_status:status(mongoose_cets_discovery) as a CETS node does (src/cets_status.erl).
+    cets: bool = False
 
     def __post_init__(self) -> None:
         if not _SNAME.fullmatch(self.sname):
@@ -302,6 +305,7 @@ class MimNode:
  {{mnesia, [{{dir, {_erl_string(str(self.rel_root / f"Mnesia.{spec.node_name}"))}}}]}},
  {{mim_node, [
    {{status_file, {_erl_string(str(self.status_file))}}},
+   {{cets, {"true" if spec.cets else "false"}}},
    {{listeners, [{listener_terms}]}}
  ]}}
 ].
@@ -688,3 +692,42 @@ def _atom_list(text: str) -> list[str]:
     """`[a@h,'b-c@h']` as printed by ~0p into names."""
     inner = text.strip().removeprefix("[").removesuffix("]")
     return [item.strip("'") for item in inner.split(",") if item]
+
+
+def start_nodes(nodes: Iterable[MimNode], timeout: float = 30.0) -> None:
+    """Start nodes side by side (each start mostly waits on the VM booting)."""
+    pending = list(nodes)
+    errors: list[BaseException] = []
+
+    def start(node: MimNode) -> None:
+        try:
+            node.start(timeout)
+        except BaseException as exc:  # noqa: BLE001 - reported below, after the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(node,)) for node in pending]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        stop_nodes(pending)
+        raise errors[0]
+
+
+def form_cluster(nodes: Sequence[MimNode], timeout: float = 60.0) -> None:
+    """Join every node to the first one's mnesia cluster through the stand-in
+    `mongooseimctl join_cluster -f`, one at a time as the guide does; each ends with a disc
+    copy of the schema."""
+    seed = nodes[0]
+    for node in nodes[1:]:
+        done = node.ctl("join_cluster", "-f", seed.node_name, timeout=timeout)
+        if done.returncode != 0:
+            raise MimNodeError(f"join_cluster {node.node_name} -> {seed.node_name}: "
+                               f"{node._redact(done.stdout + done.stderr)}")
+    expected = sorted(node.node_name for node in nodes)
+    deadline = time.monotonic() + timeout
+    while sorted(seed.running_db_nodes()) != expected:
+        if time.monotonic() > deadline:
+            raise MimNodeError(f"cluster not formed: {seed.running_db_nodes()} != {expected}")
+        time.sleep(0.1)

@@ -3,6 +3,7 @@
 -module(mim_ctl).
 
 -export([status/0, mnesia_info/0, mnesia_system_info/1]).
+-export([join_cluster/1, leave_cluster/0, remove_from_cluster/1]).
 
 %% mongoose_ctl's `status` text; 0 when the application runs, 1 when only the VM does.
 status() ->
@@ -31,6 +32,51 @@ status() ->
     case Running of
         false -> 1;
         _ -> 0
+    end.
+
+%% `mongooseimctl join_cluster NODE`: this node drops its own schema and takes a disc copy
+%% of NODE's cluster schema, as mongoose_cluster:join/1 does.
+join_cluster(Other) ->
+    Node = list_to_atom(Other),
+    case mim_node:join_cluster(Node) of
+        ok ->
+            io:format("You have successfully added the MongooseIM node ~p to the cluster "
+                      "with node member ~p~n", [node(), Node]),
+            0;
+        Error ->
+            io:format("Failed to join the cluster: ~0p~n", [Error]),
+            1
+    end.
+
+%% `mongooseimctl leave_cluster`: a member deletes this node's schema copy while this node's
+%% mnesia is stopped, then this node starts again with a fresh schema of its own.
+leave_cluster() ->
+    case mnesia:system_info(running_db_nodes) -- [node()] of
+        [] ->
+            io:format("The node ~p is not in a cluster~n", [node()]),
+            1;
+        [Member | _] ->
+            stopped = mnesia:stop(),
+            {atomic, ok} = rpc:call(Member, mnesia, del_table_copy, [schema, node()]),
+            ok = mnesia:delete_schema([node()]),
+            ok = mnesia:create_schema([node()]),
+            ok = mnesia:start(),
+            io:format("The node ~p has successfully left the cluster~n", [node()]),
+            0
+    end.
+
+%% `mongooseimctl remove_from_cluster NODE`, run on a member: NODE's mnesia is stopped if it
+%% still runs, and its schema copy deleted from the cluster.
+remove_from_cluster(Other) ->
+    Node = list_to_atom(Other),
+    _ = rpc:call(Node, mnesia, stop, [], 5000),
+    case mnesia:del_table_copy(schema, Node) of
+        {atomic, ok} ->
+            io:format("The node ~p has been removed from the cluster~n", [Node]),
+            0;
+        {aborted, Reason} ->
+            io:format("Failed to remove the node ~p: ~0p~n", [Node, Reason]),
+            1
     end.
 
 %% `mongooseimctl mnesia info` (up to 6.1) prints OTP's own mnesia:info().

@@ -37,7 +37,7 @@ app_spec() ->
     {application, mim_node,
      [{description, "MongooseIM stand-in for mongooseim-agent tests"},
       {vsn, "6.2.0"},
-      {modules, [mim_node, mim_listener, mim_hooks, mim_ctl, mim_log_formatter]},
+      {modules, [mim_node, mim_listener, mim_hooks, mim_ctl, mim_log_formatter, cets_status]},
       {registered, [mim_node_sup, mim_hooks]},
       {applications, [kernel, stdlib, mnesia]},
       {mod, {mim_node, []}},
