@@ -24,8 +24,8 @@ COLLECTOR_TYPES: tuple[type[Collector], ...] = (
     probes.ProbesCollector,
     logs.LogsCollector,
     loadbalancer.LoadBalancerCollector,
-    audit.AuditCollector,
     cluster.ClusterCollector,
+    audit.AuditCollector,
 )
 
 
