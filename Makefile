@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/dist_rpc.py
 	$(BIN)/python bench/log_scan.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/listener_connections.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -285,6 +285,9 @@ class LoadBalancerSection(_PeriodicSection):
     # A verdict older than stale_after intervals of its collector (plus its timeout)
     # counts as failing with the reason "stale".
     stale_after: float = Field(default=3.0, ge=1.0, le=100.0)
+    # How often the lb collector counts listener connections (a sock_diag dump walks every
+    # TCP socket on the host: ~10 ms of CPU at 10k); at most once per run.
+    connections_interval: Duration = 10.0
     # The node is not ready when it has not answered over distribution for this long
     # (a frozen or wedged VM still accepts TCP on its listeners).
     silent_after: Duration = 10.0

@@ -89,6 +89,7 @@ def test_sigstopped_node_is_not_ready_until_sigcont(tmp_path: Path, node: MimNod
         assert "silent over distribution for" in responsive["value"]
         assert _state(node.pid) == "T"
         poller.sample(seconds=2.0, expect=503)
+        assert poller.get("HEAD") == (503, None)
 
         os.kill(node.pid, signal.SIGCONT)
         resumed_at = time.monotonic()
@@ -98,6 +99,7 @@ def test_sigstopped_node_is_not_ready_until_sigcont(tmp_path: Path, node: MimNod
         assert all(c["ok"] for c in body["conditions"] if c["name"].startswith("node_")), (
             json.dumps(body)
         )
+        assert poller.get("HEAD") == (200, None)
         after = footprint(agent.proc.pid)
         print("agent after:", after)
         print("/node/ready latency:", poller.summary())

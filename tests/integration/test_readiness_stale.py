@@ -114,6 +114,15 @@ async def test_hanging_collector_fails_its_conditions(tmp_path: Path) -> None:
             "collector probes failed: timed out after 0.1s; "
             "last verdict: c2s accepts connections"
         )
+        async with aiohttp.ClientSession() as session:
+            async with session.head(url) as response:
+                assert response.status == 503 and await response.read() == b""
+            # One caller may exempt conditions for itself (HAProxy: ?ignore=drained).
+            async with session.get(url, params={"ignore": "drained,listener_c2s"}) as response:
+                assert response.status == 200
+                ignored = await response.json()
+            c2s = next(c for c in ignored["conditions"] if c["name"] == "listener_c2s")
+            assert (c2s["ok"], c2s["exempt"], ignored["reasons"]) == (False, True, [])
 
 
 async def test_collector_ignoring_its_timeout_is_stale_then_stuck(tmp_path: Path) -> None:

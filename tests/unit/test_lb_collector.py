@@ -153,3 +153,19 @@ async def test_sock_diag_failure_is_unknown_without_samples(tmp_path: Path) -> N
         "cannot count connections: sock_diag IPv4 dump for port 5222: Permission denied"
     )
     assert snap.samples == ()
+
+
+async def test_connections_counted_every_connections_interval(tmp_path: Path) -> None:
+    """The dump runs at most every connections_interval; runs between reuse the count."""
+    counter = Counter({5222: 7, 5269: 0})
+    collector, _, clock = _collector(tmp_path, counter=counter, connections_interval=10)
+    await collector.collect()
+    counter.counts = {5222: 3, 5269: 1}
+    clock.now += 9.9
+    snap = await collector.collect()
+    assert len(counter.asked) == 1
+    assert {s.labels["name"]: s.value for s in snap.samples} == {"c2s": 7, "s2s": 0}
+    clock.now += 0.1
+    snap = await collector.collect()
+    assert len(counter.asked) == 2
+    assert {s.labels["name"]: s.value for s in snap.samples} == {"c2s": 3, "s2s": 1}

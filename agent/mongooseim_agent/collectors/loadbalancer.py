@@ -85,6 +85,8 @@ class LoadBalancerCollector:
         # The node (name, pid, start) last heard from over distribution, and when.
         self._identity: tuple[str, int, int] | None = None
         self._last_answer = 0.0
+        # The last connection counts and when they were taken (monotonic).
+        self._counted: tuple[float, dict[int, int] | None, str | None] | None = None
 
     async def collect(self) -> Snapshot:
         node = self._node()
@@ -114,11 +116,15 @@ class LoadBalancerCollector:
                 state = None
         if not self._listeners:
             return _LocalReading(state, {}, None)
-        try:
-            return _LocalReading(state, self._sockdiag.established(self._listeners.values()),
-                                 None)
-        except SockDiagError as exc:
-            return _LocalReading(state, None, exc.strerror or str(exc))
+        now = self._clock()
+        counted = self._counted
+        if counted is None or now - counted[0] >= self._settings.connections_interval:
+            try:
+                counted = (now, self._sockdiag.established(self._listeners.values()), None)
+            except SockDiagError as exc:
+                counted = (now, None, exc.strerror or str(exc))
+            self._counted = counted
+        return _LocalReading(state, counted[1], counted[2])
 
     async def _ping(self, node: NodeProcess | None) -> str | None:
         """None when the node answered; else why not. Tracks when it last answered."""

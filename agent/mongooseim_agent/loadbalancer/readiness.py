@@ -87,7 +87,9 @@ class Verdict:
             dataclasses.replace(c, exempt=True) if c.name in ignored else c
             for c in self.conditions
         )
-        return Verdict(not any(c.blocks for c in conditions), conditions, self.drained)
+        return dataclasses.replace(
+            self, ready=not any(c.blocks for c in conditions), conditions=conditions
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
