@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from mongooseim_agent import drain
+from mongooseim_agent.beacon import Beacon
 from mongooseim_agent.collectors.base import BackgroundCollector, Collector
 from mongooseim_agent.collectors.registry import Assembly, contract, default_assembly
 from mongooseim_agent.config import Config, ConfigError, load_config
@@ -71,7 +72,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[bool]] = set()
-        self._drained = False
+        self._beacon = Beacon(lambda: self.config.agent.state_dir, self._store.touch, wall=wall)
         self.bound: list[tuple[str, int]] = []
         self.agent_check = AgentCheckServer(self._agent_check_reply)
         self.registry = CollectorRegistry(auto_describe=False)
@@ -93,10 +94,12 @@ class Daemon:
         if not self.started():
             return STARTING
         generation = self._generation
-        drained = "drained (mongooseim-agent undrain restores)" if self._drained else None
-        return generation.policy.evaluate(
+        state = self._beacon.drain
+        drained = state.condition() if state is not None else None
+        verdict = generation.policy.evaluate(
             self._store, generation.schedules, self._wall(), drained
         )
+        return dataclasses.replace(verdict, drain=state) if state is not None else verdict
 
     def _agent_check_reply(self) -> str:
         return agent_reply(self.readiness(), store_weight(self._store, self.config.load_balancer))
@@ -105,6 +108,7 @@ class Daemon:
         for snap in self._store:
             yield from snap.samples
         yield from agent_samples(self._store, self.readiness().ready)
+        yield from self._beacon.samples()
         yield Sample("mongooseim_agent_config_reload_success", 1 if self._reload_ok else 0)
         yield Sample(
             "mongooseim_agent_config_last_reload_success_timestamp_seconds", self._reload_time
@@ -135,11 +139,14 @@ class Daemon:
         await runner.setup()
         try:
             await self._start_sites(runner)
+            beacon = asyncio.create_task(self._beacon.run(), name="beacon")
             await self._start_generation(self._generation.config)
             await self.agent_check.apply(self.config.load_balancer)
-            drain_watch = asyncio.create_task(self._watch_drain(), name="drain-watch")
             await self._stop.wait()
-            drain_watch.cancel()
+            beacon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beacon
+            self._beacon.remove()
             self._log.info("stopping")
         finally:
             if self._reloads:
@@ -151,19 +158,6 @@ class Daemon:
             await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-
-    async def _watch_drain(self, interval: float = 1.0) -> None:
-        """Follow the drain marker off the request path: a scrape never touches the disk.
-
-        One stat() of a local file a second; a thread hand-off would cost more than it.
-        """
-        while True:
-            drained = drain.is_drained(self.config.agent.state_dir)
-            if drained != self._drained:
-                self._drained = drained
-                self._store.touch()
-                self._log.info("drained" if drained else "undrained")
-            await asyncio.sleep(interval)
 
     async def _start_sites(self, runner: web.AppRunner) -> None:
         # Binding here, not in aiohttp, gives the real port of ":0" and fails before serving.

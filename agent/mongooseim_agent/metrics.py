@@ -53,6 +53,10 @@ AGENT_METRICS: tuple[MetricSpec, ...] = (
         "When the configuration was last loaded successfully.",
     ),
     gauge("mongooseim_node_ready", "What /node/ready answers: 1 ready, 0 not ready or drained."),
+    gauge("mongooseim_node_drained",
+          "1 while the node is drained (mongooseim-agent drain): /node/ready answers 503."),
+    gauge("mongooseim_node_drained_since_timestamp_seconds",
+          "When the node was drained (Unix seconds); 0 while it is not."),
 )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from mongooseim_agent.config import LoadBalancerSection
+from mongooseim_agent.drain import DrainState
 from mongooseim_agent.snapshot import Check, Snapshot, Status
 from mongooseim_agent.store import Store
 
@@ -67,6 +68,8 @@ class Verdict:
     ready: bool
     conditions: tuple[Condition, ...] = ()
     drained: bool = False
+    # Why, since when and by whom, while drained (drain.py owns it).
+    drain: DrainState | None = None
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -95,6 +98,7 @@ class Verdict:
         return {
             "ready": self.ready,
             "drained": self.drained,
+            "drain": None if self.drain is None else self.drain.to_dict(),
             "reasons": list(self.reasons),
             "conditions": [c.to_json() for c in self.conditions],
         }
