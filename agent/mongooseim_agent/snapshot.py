@@ -26,6 +26,23 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
+class Perf:
+    """One perfdata value with what a monitoring plugin reports beside it.
+
+    `uom` is a Monitoring Plugins unit ("" a plain number, "s", "%", "B", "c" a counter).
+    `warn` and `crit` are the values above which the check itself alerts, so Icinga graphs
+    the thresholds the check really uses; `min` and `max` bound the value where known.
+    """
+
+    value: float
+    uom: str = ""
+    warn: float | None = None
+    crit: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """A verdict a human can act on: shown on `/`, by `check`, and used by /node/ready."""
 
@@ -33,7 +50,8 @@ class Check:
     status: Status
     summary: str
     hint: str = ""
-    perfdata: Mapping[str, float] = field(default_factory=dict)
+    # A plain number is a Perf with no unit, thresholds or bounds.
+    perfdata: Mapping[str, float | Perf] = field(default_factory=dict)
     # True when this check failing should take the node out of load balancing.
     affects_readiness: bool = False
 

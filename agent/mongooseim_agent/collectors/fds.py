@@ -20,7 +20,8 @@ from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.discovery import Discovery
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodewatch import NodeWatch
-from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+from mongooseim_agent.perfdata import above
+from mongooseim_agent.snapshot import Check, Perf, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
     gauge(
@@ -199,7 +200,11 @@ class FdCollector:
                     f"allocated ({ratio:.1%})",
                     hint="raise fs.file-max (sysctl) before the host table fills: "
                     "every process then gets ENFILE",
-                    perfdata={"host_fds": r.file_nr.allocated},
+                    perfdata={"host_fds": Perf(
+                        r.file_nr.allocated,
+                        warn=above(s.host_warning_ratio, r.file_nr.maximum),
+                        crit=above(s.host_critical_ratio, r.file_nr.maximum),
+                        min=0, max=r.file_nr.maximum)},
                 )
             )
         return tuple(checks)
@@ -227,7 +232,7 @@ class FdCollector:
             return Check("node_fds", Status.UNKNOWN, r.fd_error or "open fds unknown")
         if soft is None:
             return Check("node_fds", Status.OK, f"{r.open_fds} open fds, nofile unlimited",
-                         perfdata={"open_fds": r.open_fds})
+                         perfdata={"open_fds": Perf(r.open_fds, min=0)})
         ratio = r.open_fds / soft
         status = _ratio_status(ratio, self._settings.warning_ratio, self._settings.critical_ratio)
         return Check(
@@ -236,7 +241,12 @@ class FdCollector:
             f"{r.open_fds} of {soft} fds open ({ratio:.1%} of the process's nofile limit)",
             hint="raise the service's LimitNOFILE= (systemd) or limits.conf nofile for the "
             "MongooseIM user; emfile errors start at 100%",
-            perfdata={"open_fds": r.open_fds, "max_fds": soft},
+            perfdata={
+                "open_fds": Perf(r.open_fds, warn=above(self._settings.warning_ratio, soft),
+                                 crit=above(self._settings.critical_ratio, soft),
+                                 min=0, max=soft),
+                "max_fds": Perf(soft, min=0),
+            },
             affects_readiness=True,
         )
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -26,7 +26,7 @@ from mongooseim_agent.logwatch.state import StateStore
 from mongooseim_agent.logwatch.watcher import LogWatcher, WatchTotals
 from mongooseim_agent.metrics import MetricSpec, counter, gauge
 from mongooseim_agent.mongooseim.log_patterns import LogPattern, catalogue, user_pattern
-from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+from mongooseim_agent.snapshot import Check, Perf, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
     counter("mongooseim_log_matches_total", "Log lines matching a named pattern.", "pattern"),
@@ -95,6 +95,38 @@ def _age(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.0f}h"
+
+
+def pattern_checks(
+    patterns: Sequence[LogPattern], matches: Mapping[str, int],
+    last_match: Mapping[str, float], now: float, window: float,
+) -> list[Check]:
+    """One log_<pattern> check per pattern with a severity: failing while a match is recent.
+
+    Pure, so `check` judges the running agent's saved counts exactly as the agent does.
+    """
+    checks = []
+    for pattern in patterns:
+        if pattern.severity is None:
+            continue
+        total = matches.get(pattern.name, 0)
+        last = last_match.get(pattern.name, 0.0)
+        name = f"log_{pattern.name}"
+        perf = {pattern.name: Perf(total, "c", min=0)}
+        if last and now - last < window:
+            checks.append(Check(
+                name, pattern.severity,
+                f"{pattern.meaning}; last seen {_age(now - last)} ago ({total} lines "
+                "in total)",
+                hint=pattern.hint, perfdata=perf,
+            ))
+        else:
+            checks.append(Check(
+                name, Status.OK,
+                f"no {pattern.name} lines in the last {_age(window)} ({total} in total)",
+                perfdata=perf,
+            ))
+    return checks
 
 
 REUSE_SECONDS = 1.0
@@ -289,28 +321,9 @@ class LogsCollector:
 
     def _checks(self, t: WatchTotals) -> tuple[Check, ...]:
         now = self._clock()
-        window = self._settings.match_window
-        checks = [self._sources_check(t, now)]
-        for pattern in self._patterns:
-            if pattern.severity is None:
-                continue
-            total = t.matches.get(pattern.name, 0)
-            last = t.last_match.get(pattern.name, 0.0)
-            name = f"log_{pattern.name}"
-            if last and now - last < window:
-                checks.append(Check(
-                    name, pattern.severity,
-                    f"{pattern.meaning}; last seen {_age(now - last)} ago ({total} lines "
-                    "in total)",
-                    hint=pattern.hint, perfdata={pattern.name: total},
-                ))
-            else:
-                checks.append(Check(
-                    name, Status.OK,
-                    f"no {pattern.name} lines in the last {_age(window)} ({total} in total)",
-                    perfdata={pattern.name: total},
-                ))
-        return tuple(checks)
+        return (self._sources_check(t, now),
+                *pattern_checks(self._patterns, t.matches, t.last_match, now,
+                                self._settings.match_window))
 
     def _sources_check(self, t: WatchTotals, now: float) -> Check:
         problems: list[str] = []

@@ -27,7 +27,7 @@ from mongooseim_agent.erlang.errors import CookieRejected, RpcError, WireError
 from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
-from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+from mongooseim_agent.snapshot import Check, Perf, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
     gauge("mongooseim_epmd_up", "1 if epmd on this host answered NAMES."),
@@ -312,7 +312,7 @@ def _listener_check(name: str, target: str, outcome: Outcome) -> Check:
         f"{name} listener {target}: {outcome.detail}",
         hint="" if outcome.ok else "MongooseIM is not accepting connections there: check the "
         "listener in mongooseim.toml, the log for emfile, and [probes] listeners",
-        perfdata={f"{name}_seconds": outcome.duration},
+        perfdata={f"listener_{name}": Perf(outcome.duration, "s", min=0)},
         affects_readiness=True,
     )
 

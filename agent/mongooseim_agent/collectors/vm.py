@@ -15,7 +15,8 @@ from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.errors import CookieRejected, RpcError, WireError
 from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.nodelink import NodeLink, NodeNotFound
-from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+from mongooseim_agent.perfdata import above
+from mongooseim_agent.snapshot import Check, Perf, Sample, Snapshot, Status
 
 METRICS: tuple[MetricSpec, ...] = (
     gauge("mongooseim_vm_ports", "Ports in use in the node's VM."),
@@ -123,6 +124,11 @@ class VmCollector:
             f"{used} of {size} {kind}es in use ({ratio:.1%})" if kind == "process"
             else f"{used} of {size} ports in use ({ratio:.1%})",
             hint=_TABLE_HINTS[kind],
-            perfdata={f"{kind}_count": used, f"{kind}_limit": size},
+            perfdata={
+                f"{kind}es" if kind == "process" else "ports": Perf(
+                    used, warn=above(self._settings.warning_ratio, size),
+                    crit=above(self._settings.critical_ratio, size), min=0, max=size),
+                f"{kind}_limit": Perf(size, min=0),
+            },
             affects_readiness=kind == "port",
         )
