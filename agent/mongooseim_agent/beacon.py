@@ -18,6 +18,7 @@ import structlog
 from mongooseim_agent import __version__, drain, presence
 from mongooseim_agent.snapshot import Sample
 
+
 class Beacon:
     def __init__(
         self,
