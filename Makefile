@@ -49,7 +49,7 @@ demo-stop:
 lint: setup
 	$(BIN)/ruff check agent tests bench exporters
 	$(BIN)/mypy
-	$(BIN)/mypy --strict exporters/generate.py
+	$(BIN)/mypy --strict exporters/generate.py exporters/grafana/dashboard.py
 
 test: lint
 	$(BIN)/pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -77,3 +78,78 @@ def github_anchor(heading: str) -> str:
     text = heading.strip().lower()
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
+
+
+# Grafana's variables, as the dashboard's queries use them, replaced by what "All" selects.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$cluster": ".*",
+    "$instance": ".*",
+    "$node": ".*",
+}
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENT = re.compile(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "inf", "nan", "by", "without",
+                       "on", "ignoring", "group_left", "group_right", "atan2"})
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects: identifiers that are not functions,
+    aggregations, keywords, labels in grouping clauses, or inside strings, matchers or ranges."""
+    text = _STRING.sub('""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = _GROUPING.sub(" ", text)
+    names = set()
+    for match in _IDENT.finditer(text):
+        name, call = match.groups()
+        if call or name.lower() in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def promql_matchers(expr: str) -> list[tuple[str, set[str]]]:
+    """(metric, label names matched on it) for every `metric{...}` selector."""
+    text = _STRING.sub('""', expr)
+    return [(m.group(1), set(_MATCHER.findall(m.group(2)))) for m in _SELECTOR.finditer(text)]
+
+
+def grafana_to_promql(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def dashboard_json() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    return [p for p in dashboard_json()["panels"] if p["type"] != "row"]
+
+
+def dashboard_queries() -> list[str]:
+    """Every panel target's expression, with the variables as "All" sets them."""
+    return [grafana_to_promql(t["expr"]) for p in dashboard_panels() for t in p["targets"]]
+
+
+def dashboard_variable_queries() -> list[str]:
+    """The selectors inside the variables' label_values(selector, label) queries."""
+    selectors = []
+    for variable in dashboard_json()["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", variable["query"]["query"])
+        assert inner is not None, variable["query"]
+        selectors.append(grafana_to_promql(inner.group(1)))
+    return selectors
+
+
+def all_rule_exprs() -> list[str]:
+    return [rule["expr"] for rule in alert_rules() + recording_rules()]
