@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import os
+import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -193,3 +199,133 @@ def test_agent_with_a_fifo_for_a_rotated_log_counts_reloads_and_stops(
     assert reloaded < 5.0
     assert stopped < 10.0
     assert agent.proc.returncode == 0
+
+
+def test_cp_over_the_rotated_copy_then_truncate_counts_exactly(
+    tmp_path: Path, logdir: Path
+) -> None:
+    """`cp mongooseim.log mongooseim.log.1 && : > mongooseim.log`, five rounds: from the
+    second round cp rewrites .1 in place (same inode); 500 lines written, 500 counted."""
+    log, rotated = logdir / "mongooseim.log", logdir / "mongooseim.log.1"
+    book = LogBook()
+    watch = make_watch(tmp_path, logdir)
+    watch.step()
+    inodes = set()
+    for round_ in range(5):
+        book.write(log, mixed(60))
+        if round_ % 2:
+            watch.step()  # some lines read before the rotation, some not
+        book.write(log, mixed(40))
+        subprocess.run(["sh", "-c", f"cp '{log}' '{rotated}' && : > '{log}'"], check=True)
+        inodes.add(rotated.stat().st_ino)
+        watch.step()
+        watch.step(10.0)
+    watch.settle()
+    assert len(inodes) == 1, "cp did not rewrite .1 in place"
+    assert book.lines == 500
+    assert_truth(watch, book)
+    assert watch.totals.losses == 0
+
+
+def test_log_directory_moved_away_and_back_is_not_reread(tmp_path: Path) -> None:
+    """`mv log log.away; ...; mv log.away log` with rotated files and an archive, away for
+    longer than every grace: nothing is read again (only the 2 lines written after), no
+    loss, and the listing error is reported while the directory is away."""
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    book = LogBook()
+    book.write(logdir / "mongooseim.log.2", mixed(30), count=False)
+    with gzip.open(logdir / "mongooseim.log.3.gz", "wb") as archive:
+        archive.write(book.lines_of(mixed(30)))
+    book.lines, book.matches = 0, Counter()
+    book.write(logdir / "mongooseim.log.1", mixed(30), count=False)
+    book.write(logdir / "mongooseim.log", mixed(30), count=False)
+    watch = make_watch(tmp_path, logdir, start_at="end")
+    watch.step()
+    watch.step(40.0)  # rotated files read and their fds let go (idle)
+    assert watch.totals.lines == 0
+    away = tmp_path / "log.away"
+    logdir.rename(away)
+    watch.step(1.5)
+    assert watch.totals.listing_errors == (f"{logdir}: No such file or directory",)
+    watch.step(40.0)
+    away.rename(logdir)
+    watch.step()
+    book.write(logdir / "mongooseim.log", ["emfile", "info"])
+    watch.settle()
+    assert_truth(watch, book)
+    assert watch.totals.lines == 2
+    assert (watch.totals.losses, watch.totals.listing_errors) == (0, ())
+
+
+def _runner(tmp_path: Path, globs: list[str], nofile: int) -> subprocess.Popen[str]:
+    def limit() -> None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.logwatch_runner", str(tmp_path / "state"),
+         *globs, "--stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=limit,  # noqa: PLW1509 - only setrlimit
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def _step(runner: subprocess.Popen[str], n: int = 1) -> dict[str, object]:
+    assert runner.stdin is not None and runner.stdout is not None
+    runner.stdin.write(f"step {n}\n")
+    runner.stdin.flush()
+    line = runner.stdout.readline()
+    assert line, "the runner died"
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def test_3000_rotated_files_at_nofile_1024_are_counted_once(tmp_path: Path) -> None:
+    """3000 matching rotated files and a live one, in a process limited to 1024 fds: every
+    file counted once, the fds held stay within the budget, new lines count exactly, and
+    moving the directory away and back re-counts nothing."""
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    book = LogBook()
+    kinds = mixed(3000)
+    for n in range(3000, 0, -1):
+        path = logdir / f"mongooseim.log.{n}"
+        book.write(path, [kinds[n - 1]])
+        os.utime(path, ns=(n, 10**18 - n * 10**9))
+    live = logdir / "mongooseim.log"
+    book.write(live, mixed(5))
+    runner = _runner(tmp_path, [str(logdir / "mongooseim.log*")], nofile=1024)
+    assert runner.stdout is not None
+    try:
+        assert runner.stdout.readline().strip() == "ready"
+        before = footprint(runner.pid)
+        started = time.monotonic()
+        totals = _step(runner, 3)
+        first = time.monotonic() - started
+        assert totals["lines"] == book.lines, totals["listing_errors"]
+        assert totals["matches"] == book.expected()
+        book.write(live, ["emfile", "emfile"])
+        totals = _step(runner, 3)
+        assert totals["matches"] == book.expected()
+        assert totals["lines"] == book.lines
+        away = tmp_path / "log.away"
+        logdir.rename(away)
+        totals = _step(runner, 3)
+        assert totals["listing_errors"]
+        away.rename(logdir)
+        book.write(live, ["enfile"])
+        started = time.monotonic()
+        totals = _step(runner, 3)
+        later = time.monotonic() - started
+        after = footprint(runner.pid)
+    finally:
+        runner.kill()
+        runner.wait()
+    report("3000 files at nofile 1024", before, after)
+    print(f"3 steps over 3000 new files: {first:.2f}s; 3 steps after: {later:.2f}s")
+    assert totals["matches"] == book.expected()
+    assert totals["lines"] == book.lines
+    assert (totals["read_errors"], totals["losses"], totals["listing_errors"]) == (0, 0, [])
+    assert len(totals["files"]) == 3001  # type: ignore[arg-type]
+    assert totals["open_fds"] <= 64 + 16  # type: ignore[operator]
+    assert after.fds <= 64 + 16

@@ -4,6 +4,8 @@
 
 Prints "ready" once its first step is saved. With --settle it steps for that long, prints
 its totals as one JSON line and exits: the end of a soak, compared against the truth.
+With --stdin it steps only when told: each line "step N" on stdin runs N steps (reading
+any backlog to its end) and prints the totals, with its fds, as one JSON line.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=None)
     parser.add_argument("--interval", type=float, default=0.005)
     parser.add_argument("--drain-grace", type=float, default=0.2)
+    parser.add_argument("--stdin", action="store_true")
     args = parser.parse_args()
     # stdout carries the protocol ("ready", the totals); logs go to stderr.
     logsetup.configure(os.environ.get("LOGWATCH_LOG_LEVEL", "warning"), "console", sys.stderr)
@@ -43,6 +46,8 @@ def main() -> int:
     watcher.restore()
     watcher.step(args.globs)
     print("ready", flush=True)
+    if args.stdin:
+        return _commanded(watcher, args.globs)
     deadline = None if args.settle is None else time.monotonic() + args.settle
     while deadline is None or time.monotonic() < deadline:
         result = watcher.step(args.globs)
@@ -51,6 +56,22 @@ def main() -> int:
     watcher.close()
     totals = dataclasses.asdict(result.totals)
     print(json.dumps(totals, default=list), flush=True)
+    return 0
+
+
+def _commanded(watcher: LogWatcher, globs: list[str]) -> int:
+    for line in sys.stdin:
+        command, _, count = line.partition(" ")
+        if command != "step":
+            continue
+        for _ in range(int(count or 1)):
+            result = watcher.step(globs)
+            while result.more:
+                result = watcher.step(globs)
+        totals = dataclasses.asdict(result.totals)
+        totals["open_fds"] = len(os.listdir("/proc/self/fd"))
+        print(json.dumps(totals, default=list), flush=True)
+    watcher.close()
     return 0
 
 

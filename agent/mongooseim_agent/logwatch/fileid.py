@@ -9,6 +9,7 @@ compressed archive of the same file does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -57,6 +58,31 @@ class Fingerprint:
         return _digest(head[: self.length]) == self.digest
 
 
+class HeadMatcher:
+    """Tests one head against many fingerprints, hashing it once per fingerprint length
+    (3000 files found at once would otherwise cost 3000 hashes each)."""
+
+    __slots__ = ("_digests", "_head")
+
+    def __init__(self, head: bytes) -> None:
+        self._head = head[:FINGERPRINT_BYTES]
+        self._digests: dict[int, str] = {}
+
+    def digest(self, length: int) -> str | None:
+        """The digest of the head's first `length` bytes; None when it is shorter."""
+        if len(self._head) < length:
+            return None
+        digest = self._digests.get(length)
+        if digest is None:
+            digest = self._digests[length] = _digest(self._head[:length])
+        return digest
+
+    def matches(self, fp: Fingerprint) -> bool:
+        """Same as fp.matches(head)."""
+        return self.digest(fp.length) == fp.digest
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def family(path: str) -> str:
     """Files that take turns as one log: mongooseim.log, .log.1, .log.0.gz -> mongooseim.log."""
     return _ROTATION_SUFFIX.sub("", path) or path

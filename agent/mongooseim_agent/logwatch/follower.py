@@ -49,6 +49,7 @@ from mongooseim_agent.logwatch.fileid import (
     MIN_MATCH_BYTES,
     FileId,
     Fingerprint,
+    HeadMatcher,
     family,
 )
 from mongooseim_agent.logwatch.reconcile import Reconciler, real_path
@@ -58,7 +59,9 @@ from mongooseim_agent.logwatch.scanner import LineStream, ScanPlan, Tally
 from mongooseim_agent.logwatch.sources import Candidate, Listing, list_files
 from mongooseim_agent.logwatch.state import FileRecord, FollowerState
 from mongooseim_agent.logwatch.tracked import (
+    MAX_OPEN_FILES,
     Bookkeeping,
+    CopyIndex,
     FileTable,
     FollowerStatus,
     Phase,
@@ -99,6 +102,7 @@ class Follower:
         monotonic: Callable[[], float] = time.monotonic,
         open_fd: Callable[[str], int] = open_regular,
         lister: Callable[[Sequence[str]], Listing] = list_files,
+        max_open: int = MAX_OPEN_FILES,
     ) -> None:
         self._plan = plan
         self._start_at = start_at
@@ -108,7 +112,7 @@ class Follower:
         self._wall_ns = wall_ns
         self._monotonic = monotonic
         self._lister = lister
-        self._files = FileTable(open_fd)
+        self._files = FileTable(open_fd, max_open)
         self._retired = Retired()
         self._archives = Archives(plan, self._retired, read_chunk)
         self._reconciler = Reconciler(plan, self._files, self._recover)
@@ -125,7 +129,7 @@ class Follower:
         self._restored = state
         self._phase = Phase.RESTART
         self._retired = Retired(state.retired)
-        self._archives = Archives(self._plan, self._retired, self._chunk)
+        self._archives = Archives(self._plan, self._retired, self._chunk, state.archives)
 
     def export(self) -> FollowerState:
         if self._restored is not None:
@@ -145,6 +149,7 @@ class Follower:
                 for t in self._files if t.followed
             )
         return FollowerState(files=files, retired=self._retired.records(),
+                             archives=self._archives.records(),
                              scanned_at_ns=self._scanned_at_ns)
 
     def signature(self) -> tuple[object, ...]:
@@ -152,7 +157,7 @@ class Follower:
         return (
             tuple((t.fid, t.stream.committed, t.stream.skipping, t.superseded, t.fp.length,
                    t.path) for t in self._files if t.followed),
-            self._retired.signature(),
+            self._retired.signature(), self._archives.signature(),
         )
 
     def status(self) -> FollowerStatus:
@@ -198,7 +203,7 @@ class Follower:
                 break
         # After reading, so that each followed file's fingerprint covers what it holds now
         # and an archive of it is recognised as such.
-        self._archives.discover(p, self._followed_elsewhere)
+        self._archives.discover(p, self._followed_elsewhere, scanned_at)
         self._update_superseded(listing)
         self._settle(p)
         return more
@@ -211,29 +216,41 @@ class Follower:
 
     def _followed_elsewhere(self, head: bytes) -> bool:
         """Whether content starting with `head` is followed (or recovered) in a plain file."""
-        return any(t.role is not Role.PENDING and t.fp.identifying and t.fp.matches(head)
+        matcher = HeadMatcher(head)
+        return any(t.role is not Role.PENDING and t.fp.identifying and matcher.matches(t.fp)
                    for t in self._files)
 
     def _update_views(self, p: Poll) -> None:
         for t in self._files:
             found = p.listing.plain.get(t.fid)
-            t.in_view = found is not None
             if found is not None:
-                t.path = found.path
+                t.in_view, t.path = True, found.path
+            elif not p.listing.unsure(t.path):
+                # Only a listing that could look is believed: a directory that could not be
+                # read (EMFILE, or gone for a moment) does not make its files gone.
+                t.in_view = False
 
     def _update_superseded(self, listing: Listing) -> None:
         """Which files nobody writes any more; decided after reading, used by the next poll
-        (a wrap file being reused is the newest once reused, but was superseded before)."""
-        newest: dict[str, int] = {}
+        (a wrap file being reused is the newest once reused, but was superseded before).
+        The newest file of a family is the one modified last; on a tie (`cp log log.1 &&
+        : > log` within one clock tick) the one named like the family itself."""
+        newest: dict[str, tuple[int, bool]] = {}
         for t in self._files:
             found = listing.plain.get(t.fid)
             if found is not None and t.role is not Role.COPY:
                 fam = family(found.path)
-                newest[fam] = max(newest.get(fam, found.mtime_ns), found.mtime_ns)
+                key = (found.mtime_ns, found.path == fam)
+                newest[fam] = max(newest.get(fam, key), key)
         for t in self._files:
             found = listing.plain.get(t.fid)
-            t.superseded = (found is None or t.role is Role.COPY
-                            or found.mtime_ns < newest[family(found.path)])
+            if found is None and listing.unsure(t.path):
+                continue
+            if found is None or t.role is Role.COPY:
+                t.superseded = True
+                continue
+            fam = family(found.path)
+            t.superseded = (found.mtime_ns, found.path == fam) < newest[fam]
 
     # ---- new files -----------------------------------------------------------------------
 
@@ -241,8 +258,15 @@ class Follower:
         known_families = {family(t.path) for t in self._files}
         new = [c for fid, c in p.listing.plain.items()
                if fid not in self._files and fid not in p.claimed]
-        for found in sorted(new, key=lambda c: (c.mtime_ns, c.path)):
-            self._add(p, found, known_families)
+        if len(new) > 1:
+            # Nothing is read while new files are taken in, so the followed files' first
+            # bytes stay as indexed (plus what _classify adds).
+            p.copies = CopyIndex(t for t in self._files if t.followed)
+        try:
+            for found in sorted(new, key=lambda c: (c.mtime_ns, c.path)):
+                self._add(p, found, known_families)
+        finally:
+            p.copies = None
 
     def _add(self, p: Poll, found: Candidate, known_families: set[str]) -> None:
         t = Tracked(found.fid, Fingerprint.of(b""), found.path, LineStream(self._plan),
@@ -262,10 +286,10 @@ class Follower:
             return
         st = os.fstat(fd)
         if FileId(st.st_dev, st.st_ino) != found.fid:
-            os.close(fd)
+            self._files.discard(fd)
             return
         head = os.pread(fd, FINGERPRINT_BYTES, 0)
-        t.fd = fd
+        self._files.attach(t, fd)
         t.size, t.mtime_ns = st.st_size, st.st_mtime_ns
         offset, skipping = self._start_position(fd, found, p)
         t.stream = LineStream(self._plan, offset, skipping)
@@ -279,7 +303,7 @@ class Follower:
         bytes can tell, it stays PENDING: an empty file may be a copy about to be written."""
         if len(head) < MIN_MATCH_BYTES and p.now - t.added_at < self._grace:
             return False
-        copied = self._copy_of(t, head, p.now)
+        copied = self._copy_of(t, head, p)
         if copied is UNDECIDED:
             return False
         t.fp, t.head = Fingerprint.of(head), head
@@ -294,16 +318,21 @@ class Follower:
             kind = "new"
             if t.new_in_family:
                 p.book.rotations += 1
+        if t.followed and p.copies is not None:
+            p.copies.add(t)
         self._log.debug("log file found", path=t.path, kind=kind, offset=t.stream.consumed)
         return True
 
-    def _copy_of(self, new: Tracked, head: bytes, now: float) -> FileId | Undecided | None:
+    def _copy_of(self, new: Tracked, head: bytes, p: Poll) -> FileId | Undecided | None:
         """The followed file `new` is a copy of, UNDECIDED while it may be one still being
         written (a copy in progress is a prefix of the original), or None."""
-        for t in self._files:
+        now = p.now
+        matcher = HeadMatcher(head)
+        candidates = self._files if p.copies is None else p.copies.candidates(head, matcher)
+        for t in candidates:
             if t is new or not t.followed:
                 continue
-            if t.fp.identifying and t.fp.matches(head):
+            if t.fp.identifying and matcher.matches(t.fp):
                 return t.fid
             if (MIN_MATCH_BYTES <= len(head) < t.fp.length and new.size < t.size
                     and t.head.startswith(head)):
@@ -330,18 +359,29 @@ class Follower:
     # ---- following -----------------------------------------------------------------------
 
     def _advance(self, t: Tracked, p: Poll) -> None:
-        if t.role is Role.COPY:
+        if t.role is Role.COPY or self._unchanged(t, p):
             return
         fd = self._files.ensure_open(t, p.book)
         if fd is None:
             return
         try:
-            self._read(t, fd, p)
+            with self._files.using(t):
+                self._read(t, fd, p)
         except OSError as exc:
             # Every feed is whole, so what was read stays counted; the rest is retried
             # through a fresh fd on the next poll.
             self._files.close(t)
             self._files.mark_unreadable(t, p.book, exc)
+
+    @staticmethod
+    def _unchanged(t: Tracked, p: Poll) -> bool:
+        """A file let go of (no fd) that the listing shows as it was, read to its end: it is
+        not reopened just to find nothing (3000 rotated files cost 3000 stats, not opens)."""
+        if t.fd is not None or not t.followed or t.unreadable:
+            return False
+        found = p.listing.plain.get(t.fid)
+        return (found is not None and found.size == t.size == t.stream.consumed
+                and found.mtime_ns == t.mtime_ns)
 
     def _read(self, t: Tracked, fd: int, p: Poll) -> None:
         st = os.fstat(fd)
@@ -352,13 +392,16 @@ class Follower:
                 return
         if size != t.size or st.st_mtime_ns != t.mtime_ns or size != t.stream.consumed:
             head = os.pread(fd, FINGERPRINT_BYTES, 0)
-            if size < t.stream.consumed or not t.fp.matches(head):
+            replaced = size < t.stream.consumed or not t.fp.matches(head)
+            if replaced:
                 self._replaced(t, p, head)
             elif len(head) > t.fp.length:
                 t.fp, t.head = Fingerprint.of(head), head
             if size != t.size or st.st_mtime_ns != t.mtime_ns:
                 t.changed_at = p.now
             t.size, t.mtime_ns = size, st.st_mtime_ns
+            if replaced and (not self._classify(t, head, p) or not t.followed):
+                return
         stream = t.stream
         while stream.consumed < size and p.budget > 0:
             want = min(self._chunk, size - stream.consumed, p.budget)
@@ -382,9 +425,12 @@ class Follower:
             p.book.lost(seen - committed, t.superseded)
             # If a copy turns up later (compression finishing after this poll), it is
             # resumed from here rather than read again from its start.
-            self._retired.remember(t.fid, t.fp, committed)
+            self._retired.remember(t.fid, t.fp, committed, self._wall_ns())
         t.stream = LineStream(self._plan)
         t.fp, t.head = Fingerprint.of(head), head
+        # New content, or a copy of a followed file written over this one (`cp log log.1`
+        # rewrites .1 in place): decided from its first bytes, as for a file just found.
+        t.role, t.added_at, t.new_in_family = Role.PENDING, p.now, False
 
     def _recover(
         self, p: Poll, fp: Fingerprint, offset: int, skipping: bool, exclude: FileId
@@ -394,7 +440,8 @@ class Follower:
         if not fp.identifying:
             return False
         for t in self._files.snapshot():
-            if t.copy_of == exclude or (t.role is Role.PENDING and self._holds(t, fp)):
+            if (t.copy_of == exclude or (t.role is Role.PENDING and self._holds(t, fp, p))
+                    or self._rewritten_as_copy(t, fp, exclude, p)):
                 self._log.debug("finishing from a copy", path=t.path, offset=offset)
                 t.follow(LineStream(self._plan, min(offset, t.size), skipping))
                 p.claimed.add(t.fid)
@@ -410,20 +457,39 @@ class Follower:
                 if self._adopt(p, found, fp, offset, skipping):
                     return True
             for archive in listing.archives.values():
-                if self._archives.read(p, archive, fp, offset, skipping):
+                if self._archives.read(p, archive, fp, offset, skipping,
+                                       now_ns=self._wall_ns()):
                     return True
         return False
 
-    def _holds(self, t: Tracked, fp: Fingerprint) -> bool:
-        """Whether a PENDING file (a copy seen while still empty) now starts with the bytes
-        `fp` was taken of."""
-        if t.fd is None:
+    def _rewritten_as_copy(
+        self, t: Tracked, fp: Fingerprint, original: FileId, p: Poll
+    ) -> bool:
+        """Whether a followed file of the same family as `original` was rewritten in place
+        with a copy of it since it was last read (`cp log log.1` over an older .1, seen
+        before the poll got to .1). Reading it now finishes its own old content and makes
+        it the copy."""
+        origin = self._files.get(original)
+        if (not t.followed or t.fid == original or origin is None
+                or family(t.path) != family(origin.path) or not self._holds(t, fp, p)):
+            return False
+        self._advance(t, p)
+        return t.copy_of == original
+
+    def _holds(self, t: Tracked, fp: Fingerprint, p: Poll) -> bool:
+        """Whether a file now starts with the bytes `fp` was taken of (a PENDING one: a copy
+        seen while still empty; a followed one: rewritten with a copy)."""
+        fd = self._files.ensure_open(t, p.book)
+        if fd is None:
             return False
         try:
-            head = os.pread(t.fd, FINGERPRINT_BYTES, 0)
-            t.size = os.fstat(t.fd).st_size
+            head = os.pread(fd, FINGERPRINT_BYTES, 0)
+            size = os.fstat(fd).st_size
         except OSError:
             return False
+        if t.followed:
+            return fp.matches(head) and not t.fp.matches(head)
+        t.size = size
         if not fp.matches(head):
             return False
         t.fp, t.head = Fingerprint.of(head), head
@@ -440,12 +506,13 @@ class Follower:
         head = os.pread(fd, FINGERPRINT_BYTES, 0)
         st = os.fstat(fd)
         if FileId(st.st_dev, st.st_ino) != found.fid or not fp.matches(head):
-            os.close(fd)
+            self._files.discard(fd)
             return False
         stream = LineStream(self._plan, min(offset, st.st_size), skipping)
         t = Tracked(found.fid, Fingerprint.of(head), found.path, stream, st.st_size,
-                    st.st_mtime_ns, real_path=real_path(found.path), head=head, fd=fd,
+                    st.st_mtime_ns, real_path=real_path(found.path), head=head,
                     changed_at=p.now)
+        self._files.attach(t, fd)
         self._files.add(t)
         p.claimed.add(found.fid)
         self._advance(t, p)
@@ -478,7 +545,7 @@ class Follower:
 
     def _retire(self, t: Tracked) -> None:
         self._log.debug("log file finished", path=t.path, offset=t.stream.consumed)
-        self._retired.remember(t.fid, t.fp, t.stream.consumed)
+        self._retired.remember(t.fid, t.fp, t.stream.consumed, self._wall_ns())
         for other in self._files:
             if other.copy_of == t.fid:
                 # A copy of a file read to its end holds nothing new up to that end.

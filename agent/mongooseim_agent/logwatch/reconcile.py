@@ -77,12 +77,12 @@ class Reconciler:
         head = os.pread(fd, FINGERPRINT_BYTES, 0)
         st = os.fstat(fd)
         if FileId(st.st_dev, st.st_ino) != fid:
-            os.close(fd)
+            self._table.discard(fd)
             return Outcome.MISSING
         if st.st_size < record.offset or not fp.matches(head):
-            os.close(fd)
+            self._table.discard(fd)
             return Outcome.REPLACED
-        t.fd = fd
+        self._table.attach(t, fd)
         t.head = head[: fp.length]
         self._table.add(t)
         p.claimed.add(fid)

@@ -1,44 +1,83 @@
 """Files read to their end and let go, remembered by their first bytes.
 
-A file that turns up again (renamed back, copied, compressed) with the first bytes of one
-read before is resumed where that one was left rather than read again from its start.
+A file that turns up again (renamed back, copied, compressed, its directory moved away and
+back) with the first bytes of one read before is resumed where that one was left rather
+than read again from its start. Records are kept for FORGET_AFTER_NS (a rotated file gone
+for a week is not coming back) and at most RETIRED_KEPT of them, and are saved with the
+positions, so a restart remembers them too.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from mongooseim_agent.logwatch.fileid import FileId, Fingerprint
 from mongooseim_agent.logwatch.state import RetiredRecord
 
-RETIRED_KEPT = 64
+RETIRED_KEPT = 20_000
+FORGET_AFTER_NS = 7 * 86_400 * 10**9
+
+_Key = tuple[int, str]
 
 
 class Retired:
-    def __init__(self, records: Iterable[RetiredRecord] = (), kept: int = RETIRED_KEPT) -> None:
-        self._records = list(records)
+    def __init__(self, records: Iterable[RetiredRecord] = (), kept: int = RETIRED_KEPT,
+                 forget_after_ns: int = FORGET_AFTER_NS) -> None:
+        # Oldest first, one per fingerprint (dicts keep insertion order), with the order
+        # each was remembered in.
+        self._records: dict[_Key, tuple[int, RetiredRecord]] = {}
+        self._lengths: Counter[int] = Counter()
         self._kept = kept
+        self._forget_after = forget_after_ns
+        self._seq = 0
+        for record in records:
+            self._put(record)
 
     def records(self) -> tuple[RetiredRecord, ...]:
-        return tuple(self._records)
+        return tuple(record for _, record in self._records.values())
 
-    def signature(self) -> tuple[int, RetiredRecord | None]:
-        """Changes whenever records() does (records are only ever appended)."""
-        return len(self._records), self._records[-1] if self._records else None
+    def __len__(self) -> int:
+        return len(self._records)
 
-    def remember(self, fid: FileId, fp: Fingerprint, offset: int) -> None:
+    def signature(self) -> int:
+        """Changes whenever records() does."""
+        return self._seq
+
+    def _put(self, record: RetiredRecord) -> None:
+        self._drop((record.fp_len, record.fp))
+        self._seq += 1
+        self._records[(record.fp_len, record.fp)] = (self._seq, record)
+        self._lengths[record.fp_len] += 1
+
+    def _drop(self, key: _Key) -> None:
+        if self._records.pop(key, None) is not None:
+            self._lengths[key[0]] -= 1
+            if not self._lengths[key[0]]:
+                del self._lengths[key[0]]
+
+    def remember(self, fid: FileId, fp: Fingerprint, offset: int, now_ns: int) -> None:
         if not fp.identifying:
             return
-        self._records = [r for r in self._records
-                         if (r.fp_len, r.fp) != (fp.length, fp.digest)]
-        self._records.append(RetiredRecord(dev=fid.dev, ino=fid.ino, fp_len=fp.length,
-                                           fp=fp.digest, offset=offset))
-        del self._records[:-self._kept]
+        self._put(RetiredRecord(dev=fid.dev, ino=fid.ino, fp_len=fp.length, fp=fp.digest,
+                                offset=offset, at_ns=now_ns))
+        horizon = now_ns - self._forget_after
+        while len(self._records) > self._kept:
+            self._drop(next(iter(self._records)))
+        while self._records:
+            key = next(iter(self._records))
+            if not 0 < self._records[key][1].at_ns < horizon:
+                break
+            self._drop(key)
 
     def match(self, head: bytes) -> RetiredRecord | None:
         """The latest record whose first bytes `head` starts with."""
-        for record in reversed(self._records):
-            fp = Fingerprint(record.fp_len, record.fp)
-            if fp.identifying and fp.matches(head):
-                return record
-        return None
+        best: tuple[int, RetiredRecord] | None = None
+        for length in self._lengths:
+            fp = Fingerprint.of(head[:length])
+            if fp.length != length or not fp.identifying:
+                continue
+            entry = self._records.get((fp.length, fp.digest))
+            if entry is not None and (best is None or entry[0] > best[0]):
+                best = entry
+        return best[1] if best is not None else None

@@ -14,7 +14,7 @@ make the file unusable (StateError).
 Format (JSON, version 1):
     {"version": 1, "saved_at": <unix s>,
      "follower": {"files": [FileRecord...], "retired": [RetiredRecord...],
-                  "scanned_at_ns": <unix ns>},
+                  "archives": [ArchiveRecord...], "scanned_at_ns": <unix ns>},
      "counters": {"lines": n, "bytes": n, "long_lines": n, "rotations": n,
                   "truncations": n, "read_errors": n, "lost_bytes": n, "losses": n,
                   "matches": {pattern: n}, "last_match": {pattern: <unix s>}},
@@ -74,11 +74,26 @@ class RetiredRecord(_Record):
     fp_len: int = Field(ge=0, le=4096)
     fp: str = Field(max_length=128)
     offset: int = Field(ge=0, le=MAX_OFFSET)
+    # Wall clock (ns) when it was let go; 0: unknown (older state files).
+    at_ns: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class ArchiveRecord(_Record):
+    """A compressed file whose content is accounted for (read, or history present at the
+    first start): not read again when it turns up again, even after a while away."""
+
+    dev: int = Field(ge=0, le=MAX_ID)
+    ino: int = Field(ge=0, le=MAX_ID)
+    size: int = Field(ge=0, le=MAX_OFFSET)
+    mtime_ns: int = Field(ge=-MAX_OFFSET, le=MAX_OFFSET)
+    # Wall clock (ns) when last listed.
+    seen_ns: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class FollowerState(_Record):
     files: tuple[FileRecord, ...] = ()
     retired: tuple[RetiredRecord, ...] = ()
+    archives: tuple[ArchiveRecord, ...] = ()
     # Wall clock (ns) of the listing these positions come from: a file created after it was
     # created while the agent was down, and is read from its start.
     scanned_at_ns: int = Field(default=0, ge=0, le=MAX_OFFSET)

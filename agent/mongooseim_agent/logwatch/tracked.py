@@ -16,14 +16,15 @@ Every file the follower tracks has exactly one role:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from mongooseim_agent.logwatch.fileid import FileId, Fingerprint
+from mongooseim_agent.logwatch.fileid import FileId, Fingerprint, HeadMatcher
 from mongooseim_agent.logwatch.safeopen import NotRegularFile
 from mongooseim_agent.logwatch.scanner import LineStream, Tally
 from mongooseim_agent.logwatch.sources import Listing
@@ -125,14 +126,69 @@ class Poll:
     claimed: set[FileId] = field(default_factory=set)
     # Files a restored record may still claim: not to be taken as another file's copy.
     reserved: set[FileId] = field(default_factory=set)
+    # While many new files are taken in at once: the followed files by their first bytes.
+    copies: CopyIndex | None = None
+
+
+# A head at least this long is looked up by its first bytes; a shorter one (rare: a new
+# file of a few bytes) is compared with every followed file.
+PREFIX_KEY = 32
+
+
+class CopyIndex:
+    """Followed files by fingerprint and by first bytes: which of them a new file's head
+    can be a copy of, without comparing it with every one (3000 new files at once)."""
+
+    def __init__(self, files: Iterable[Tracked]) -> None:
+        # fingerprint length -> digest -> files
+        self._exact: dict[int, dict[str, list[Tracked]]] = {}
+        self._prefix: dict[bytes, list[Tracked]] = {}
+        self._all: list[Tracked] = []
+        for t in files:
+            self.add(t)
+
+    def add(self, t: Tracked) -> None:
+        if t.fp.identifying:
+            self._exact.setdefault(t.fp.length, {}).setdefault(t.fp.digest, []).append(t)
+        if len(t.head) > PREFIX_KEY:
+            self._prefix.setdefault(t.head[:PREFIX_KEY], []).append(t)
+        self._all.append(t)
+
+    def candidates(self, head: bytes, matcher: HeadMatcher) -> list[Tracked]:
+        """Every followed file whose fingerprint `head` matches or whose first bytes start
+        with `head` (and maybe some others)."""
+        if len(head) < PREFIX_KEY:
+            return self._all
+        found: list[Tracked] = []
+        for length, by_digest in self._exact.items():
+            digest = matcher.digest(length)
+            if digest is not None:
+                found.extend(by_digest.get(digest, ()))
+        found.extend(self._prefix.get(head[:PREFIX_KEY], ()))
+        return list(dict.fromkeys(found))
+
+
+MAX_OPEN_FILES = 64
 
 
 class FileTable:
-    """The tracked files by identity, and the fds they hold (opened only as regular files)."""
+    """The tracked files by identity, and the fds they hold: opened only as regular files,
+    and never more than `max_open` at once (3000 rotated files must not take 3000 fds).
 
-    def __init__(self, open_fd: Callable[[str], int]) -> None:
+    Each open beyond the budget first lets go of the fds least worth keeping: a file read to
+    its end and superseded is reopened by its path when it changes; the newest file of each
+    family, and a file out of view with data still unread, are kept longest (their fd is
+    what still reaches content a rotation took away).
+    """
+
+    def __init__(self, open_fd: Callable[[str], int], max_open: int = MAX_OPEN_FILES) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be positive")
         self._open = open_fd
+        self._max_open = max_open
         self._files: dict[FileId, Tracked] = {}
+        self.open_count = 0
+        self._pinned: dict[FileId, int] = {}
         self._log = structlog.get_logger("logwatch").bind(component="follower")
 
     def __iter__(self) -> Iterator[Tracked]:
@@ -157,8 +213,42 @@ class FileTable:
         self.close(t)
         del self._files[t.fid]
 
+    @contextlib.contextmanager
+    def using(self, t: Tracked) -> Iterator[None]:
+        """While `t` is being read its fd is not let go (a nested open may need room)."""
+        self._pinned[t.fid] = self._pinned.get(t.fid, 0) + 1
+        try:
+            yield
+        finally:
+            self._pinned[t.fid] -= 1
+            if not self._pinned[t.fid]:
+                del self._pinned[t.fid]
+
     def open(self, path: str) -> int:
-        return self._open(path)
+        """An fd counted against the budget: attach() it to a file or discard() it."""
+        if self.open_count >= self._max_open:
+            self._evict()
+        fd = self._open(path)
+        self.open_count += 1
+        return fd
+
+    def attach(self, t: Tracked, fd: int) -> None:
+        t.fd = fd
+
+    def discard(self, fd: int) -> None:
+        os.close(fd)
+        self.open_count -= 1
+
+    def _evict(self) -> None:
+        """Close the least useful fds, down to three quarters of the budget, in one pass."""
+        holding = [t for t in self._files.values()
+                   if t.fd is not None and t.fid not in self._pinned]
+        keep = self._max_open * 3 // 4
+        if len(holding) <= keep:
+            return
+        holding.sort(key=_worth_keeping)
+        for t in holding[: len(holding) - keep]:
+            self.close(t)
 
     def ensure_open(self, t: Tracked, book: Bookkeeping) -> int | None:
         """The file's fd, reopened by path when it was let go; None when the path now holds
@@ -166,7 +256,7 @@ class FileTable:
         if t.fd is not None:
             return t.fd
         try:
-            fd = self._open(t.path)
+            fd = self.open(t.path)
         except (FileNotFoundError, NotRegularFile):
             return None
         except OSError as exc:
@@ -174,7 +264,7 @@ class FileTable:
             return None
         st = os.fstat(fd)
         if FileId(st.st_dev, st.st_ino) != t.fid:
-            os.close(fd)
+            self.discard(fd)
             return None
         t.fd = fd
         return fd
@@ -186,12 +276,18 @@ class FileTable:
             self._log.warning("log file unreadable; retrying every poll", path=t.path,
                               error=exc.strerror or type(exc).__name__)
 
-    @staticmethod
-    def close(t: Tracked) -> None:
+    def close(self, t: Tracked) -> None:
         if t.fd is not None:
             os.close(t.fd)
             t.fd = None
+            self.open_count -= 1
 
     def close_all(self) -> None:
         for t in self._files.values():
             self.close(t)
+
+
+def _worth_keeping(t: Tracked) -> tuple[bool, bool, bool, float]:
+    """Sort key, least worth keeping first."""
+    unread = t.stream.consumed < t.size
+    return (not t.in_view and unread, not t.superseded, unread, t.changed_at)
