@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python bench/log_scan.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/listener_connections.py
+	$(BIN)/python bench/node_ready.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
