@@ -13,45 +13,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
-from mongooseim_agent import procfs
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.connection import Query, reply_int, reply_nodes
-from mongooseim_agent.erlang.cookie import CookieUnavailable, read_cookie_file
+from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.dist import split_node_name
 from mongooseim_agent.erlang.epmd import EpmdClient, NamesReply, OpenConnection
 from mongooseim_agent.erlang.errors import CookieRejected, WireError
-from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.metrics import MetricSpec, gauge
-from mongooseim_agent.mongooseim.audit import checks, host, sockets, sysctl, systemd
+from mongooseim_agent.mongooseim.audit import checks, host
 from mongooseim_agent.mongooseim.audit.checks import (
     ClusterFacts,
     CookieFacts,
     DistFacts,
     EpmdFacts,
-    FileFacts,
     KernelFacts,
     NameFacts,
-    NofileSource,
     PortMemory,
     PortsFacts,
     Resolution,
 )
 from mongooseim_agent.mongooseim.audit.erlmem import ErlPortMemory, MeasureFailed
 from mongooseim_agent.mongooseim.audit.findings import (
-    RELEASE_DEFAULT_COOKIE,
     Finding,
     Targets,
     Verdict,
 )
-from mongooseim_agent.mongooseim.cookie import expand_cookie_path
+from mongooseim_agent.mongooseim.audit.local import LocalFacts, LocalReader
 from mongooseim_agent.mongooseim.discovery import full_node_name
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
@@ -89,26 +80,6 @@ async def resolve_host(host: str) -> tuple[str, ...]:
     return tuple(sorted({str(info[4][0]) for info in infos}))
 
 
-@dataclass
-class _Local:
-    """What the blocking side read: files under the root and the node's /proc entries."""
-
-    running: tuple[int | None, int | None] | None = None
-    absent_reason: str | None = None
-    source: NofileSource | None = None
-    vm_args: VmArgs | None = None
-    vm_args_path: str | None = None
-    vm_args_problem: str | None = None
-    tls: bool | None = None
-    kernel: KernelFacts | None = None
-    listeners: list[sockets.Listener] | None = None
-    cookie: CookieFacts | None = None
-    cookie_secret: Secret | None = field(default=None, repr=False)
-    hostname: str | None = None
-    nr_open: int | None = None
-    user_uid: int | None = None
-
-
 class AuditCollector:
     name = "audit"
     metrics = METRICS
@@ -138,16 +109,15 @@ class AuditCollector:
         self._node = node
         self._node_problem = node_problem
         self._link = link
-        self._files = files or host.HostFiles()
         self._live = live
-        # Release files of a live node are read where the node reads them, on this host.
-        self._release_files = host.HostFiles() if live else self._files
+        files = files or host.HostFiles()
         if accounts is None:
-            accounts = (host.SystemAccounts() if self._files.root == Path("/")
-                        else host.FileAccounts(self._files))
-        self._accounts = accounts
-        self._proc = proc_root
-        self._hostname = hostname
+            accounts = (host.SystemAccounts() if files.root == Path("/")
+                        else host.FileAccounts(files))
+        self._local = LocalReader(
+            files, accounts, live=live, unit=config.audit.unit, user=config.audit.user,
+            release_root=config.node.release_root, cookie_file=config.node.cookie_file,
+            proc_root=proc_root, hostname=hostname)
         self._resolve = resolve
         self._open = open_connection
         self._memory = port_memory if config.audit.measure_port_memory else None
@@ -156,8 +126,6 @@ class AuditCollector:
         self._memory_error: str | None = None
         self._cluster = cluster
         self._probe_timeout = min(config.probes.timeout, config.audit.timeout)
-        self._targets_fixed = (config.audit.expected_connections, config.audit.tls)
-        self._log = structlog.get_logger("audit")
 
     async def collect(self) -> Snapshot:
         return Snapshot(self.name, tuple(samples(await self.audit())))
@@ -170,7 +138,7 @@ class AuditCollector:
 
     async def audit(self) -> list[Finding]:
         node = self._node() if self._live else None
-        local = await asyncio.to_thread(self._read_local, node)
+        local = await asyncio.to_thread(self._local.read, node, self._node_problem())
         targets = Targets(self._settings.expected_connections,
                           self._settings.tls if self._settings.tls is not None else local.tls)
         names, peers, port_limit = await self._live_node(node)
@@ -186,7 +154,7 @@ class AuditCollector:
             self._cookie_peers(node, peers, local.cookie),
         )
         source = local.source
-        assert source is not None  # noqa: S101 - _read_local always sets it
+        assert source is not None  # noqa: S101 - LocalReader.read always sets it
         port_range, range_source = self._port_range(node, local)
         ports = await self._ports_facts(node, local, port_limit)
         known = node is not None or local.vm_args is not None
@@ -211,173 +179,6 @@ class AuditCollector:
             checks.check_cluster(cluster, cluster_reason),
         ]
         return findings
-
-    # -- the blocking side -----------------------------------------------------------
-
-    def _read_local(self, node: NodeProcess | None) -> _Local:
-        local = _Local()
-        unit = self._settings.unit
-        under_systemd: bool | None = None
-        user_name = self._settings.user
-        if node is not None:
-            try:
-                limit = procfs.parse_nofile((self._proc / str(node.pid) / "limits").read_text())
-                local.running = (limit.soft, limit.hard)
-            except (OSError, ValueError) as exc:
-                local.absent_reason = f"cannot read /proc/{node.pid}/limits: {exc}"
-            try:
-                cgroup_unit = systemd.unit_from_cgroup(
-                    (self._proc / str(node.pid) / "cgroup").read_text())
-                under_systemd = cgroup_unit is not None
-                unit = cgroup_unit or unit
-            except OSError:
-                under_systemd = None
-            if user_name is None:
-                owner = self._accounts.by_uid(node.uid)
-                user_name = owner.name if owner is not None else None
-        elif self._live:
-            local.absent_reason = self._node_problem() or "no node found"
-        if unit is None:
-            unit = host.find_unit(self._files, ("mongooseim.service",)) or "mongooseim.service"
-        local.source = host.nofile_source(self._files, self._accounts, user_name=user_name,
-                                          unit=unit, under_systemd=under_systemd)
-        self._read_release(node, local)
-        self._read_kernel(local)
-        if self._live:
-            local.listeners = self._read_listeners()
-            local.hostname = self._hostname()
-        else:
-            try:
-                local.hostname = (self._files.read("/etc/hostname") or "").strip() or None
-            except host.Unreadable:
-                local.hostname = None
-        local.cookie = self._cookie_local(node, local)
-        return local
-
-    def _read_release(self, node: NodeProcess | None, local: _Local) -> None:
-        files = self._release_files
-        configured = self._config.node.release_root
-        if node is not None and node.release_root is not None:
-            configured = node.release_root
-        root = host.find_release_root(files, configured)
-        if root is None:
-            local.vm_args_problem = ("no REL_ROOT/etc/vm.args found (set [node] release_root)"
-                                     if configured is None else
-                                     f"{configured}/etc/vm.args: no such file")
-            return
-        local.vm_args_path = f"{root}/etc/vm.args"
-        local.vm_args, local.vm_args_problem = host.read_vm_args(files, root)
-        try:
-            toml = files.read(f"{root}/etc/mongooseim.toml")
-        except host.Unreadable:
-            toml = None
-        local.tls = host.tls_configured(toml) if toml is not None else None
-
-    def _read_kernel(self, local: _Local) -> None:
-        problems: list[str] = []
-        file_max: tuple[int, str] | None = None
-        nr_open: tuple[int, str] | None = None
-        port_range: tuple[tuple[int, int], str] | None = None
-        if self._live:
-            sys_dir = self._proc / "sys"
-            try:
-                file_max = (int((sys_dir / "fs/file-max").read_text()), "/proc/sys/fs/file-max")
-                nr_open = (int((sys_dir / "fs/nr_open").read_text()), "/proc/sys/fs/nr_open")
-                port_range = (sysctl.parse_port_range(
-                    (sys_dir / "net/ipv4/ip_local_port_range").read_text()),
-                    "/proc/sys/net/ipv4/ip_local_port_range")
-            except (OSError, ValueError) as exc:
-                problems.append(f"/proc/sys: {exc}")
-        else:
-            values, problems = host.sysctl_files(self._files)
-            file_max_value = values.get("fs.file-max")
-            if file_max_value is not None and file_max_value.value.isdigit():
-                file_max = (int(file_max_value.value), file_max_value.where)
-            nr = values.get("fs.nr_open")
-            nr_open = ((int(nr.value), nr.where) if nr is not None and nr.value.isdigit()
-                       else (int(sysctl.KERNEL_DEFAULTS["fs.nr_open"]), "the kernel's default"))
-            span = values.get("net.ipv4.ip_local_port_range")
-            try:
-                port_range = ((sysctl.parse_port_range(span.value), span.where) if span is not None
-                              else (sysctl.parse_port_range(
-                                  sysctl.KERNEL_DEFAULTS["net.ipv4.ip_local_port_range"]),
-                                  "the kernel's default"))
-            except ValueError as exc:
-                problems.append(f"{span.where if span else '?'}: ip_local_port_range: {exc}")
-        local.nr_open = nr_open[0] if nr_open else None
-        local.kernel = KernelFacts(file_max, nr_open, port_range, (), None, tuple(problems))
-
-    def _read_listeners(self) -> list[sockets.Listener] | None:
-        found: list[sockets.Listener] = []
-        for name in ("tcp", "tcp6"):
-            try:
-                found.extend(sockets.parse_proc_net_tcp((self._proc / "net" / name).read_text()))
-            except OSError:
-                continue
-        return found
-
-    def _cookie_local(self, node: NodeProcess | None, local: _Local) -> CookieFacts:
-        source = local.source
-        user_name = source.user if source is not None else None
-        user = self._accounts.by_name(user_name) if user_name else None
-        if node is not None and user is None:
-            user = self._accounts.by_uid(node.uid)
-        uid = node.uid if node is not None else (user.uid if user is not None else None)
-        if user is not None:
-            user_name = user.name
-
-        def owner(found_uid: int) -> str:
-            entry = self._accounts.by_uid(found_uid)
-            return entry.name if entry is not None else str(found_uid)
-
-        args_file = None
-        if local.vm_args_path is not None and local.vm_args is not None \
-                and local.vm_args.cookie is not None:
-            try:
-                args_file = host.file_facts(self._release_files, local.vm_args_path, owner)
-            except host.Unreadable:
-                args_file = None
-        secret: Secret | None = None
-        description: str | None = None
-        if node is not None and node.cookie is not None:
-            secret, description = node.cookie, "-setcookie on the node's command line"
-        elif node is None and local.vm_args is not None and local.vm_args.cookie is not None:
-            secret = Secret(local.vm_args.cookie)
-            description = f"-setcookie in {local.vm_args_path}"
-        cookie_file: FileFacts | None = None
-        unreadable: str | None = None
-        if secret is None and user is not None:
-            path = f"{user.home.rstrip('/')}/.erlang.cookie"
-            try:
-                cookie_file = host.file_facts(self._files, path, owner)
-            except host.Unreadable as exc:
-                unreadable = str(exc)
-            if cookie_file is not None:
-                description = path
-                try:
-                    secret = read_cookie_file(self._files.real(path))
-                except (CookieUnavailable, host.Unreadable) as exc:
-                    unreadable = str(exc)
-        configured = self._config.node.cookie_file
-        if secret is None and self._live and configured is not None:
-            # The agent's own copy of the node's cookie (e.g. a systemd credential).
-            try:
-                secret = read_cookie_file(expand_cookie_path(configured, os.environ))
-                description = description or f"[node] cookie_file {configured}"
-            except CookieUnavailable as exc:
-                unreadable = unreadable or str(exc)
-        local.cookie_secret = secret
-        if secret is None and description is None:
-            return CookieFacts(None, None, unreadable, service_user=user_name, service_uid=uid)
-        return CookieFacts(
-            description,
-            (secret == Secret(RELEASE_DEFAULT_COOKIE)) if secret is not None else None,
-            unreadable,
-            cookie_file=cookie_file,
-            args_file=args_file if description and "-setcookie" in description else None,
-            service_user=user_name,
-            service_uid=uid,
-        )
 
     # -- the live side ---------------------------------------------------------------
 
@@ -444,7 +245,7 @@ class AuditCollector:
         except TimeoutError:
             return None, "the cluster view did not come in time"
 
-    def _node_name(self, node: NodeProcess | None, local: _Local) -> tuple[str | None, str]:
+    def _node_name(self, node: NodeProcess | None, local: LocalFacts) -> tuple[str | None, str]:
         if node is not None:
             return node.name, "the running node's command line"
         if local.vm_args is None:
@@ -472,7 +273,7 @@ class AuditCollector:
     async def _cookie_peers(
         self, node: NodeProcess | None, peers: list[str], local: CookieFacts | None
     ) -> CookieFacts:
-        assert local is not None  # noqa: S101 - _read_local always sets it
+        assert local is not None  # noqa: S101 - LocalReader.read always sets it
         if not self._live:
             return _replace_cookie(local, peers_note="peers not checked: a live check")
         if not peers:
@@ -509,7 +310,7 @@ class AuditCollector:
         )
 
     def _port_range(
-        self, node: NodeProcess | None, local: _Local
+        self, node: NodeProcess | None, local: LocalFacts
     ) -> tuple[tuple[int, int] | None, str]:
         if node is not None:
             return node.dist_port_range, "the running node's command line"
@@ -518,7 +319,7 @@ class AuditCollector:
         return None, local.vm_args_problem or "no vm.args"
 
     async def _ports_facts(
-        self, node: NodeProcess | None, local: _Local, live_limit: int | None
+        self, node: NodeProcess | None, local: LocalFacts, live_limit: int | None
     ) -> PortsFacts:
         configured: int | None = None
         origin: str | None = None
@@ -572,9 +373,9 @@ class AuditCollector:
         await asyncio.sleep(MEASURE_DELAY)
         return await memory.measure(ports)
 
-    def _kernel(self, local: _Local, port_range: tuple[int, int] | None) -> KernelFacts:
+    def _kernel(self, local: LocalFacts, port_range: tuple[int, int] | None) -> KernelFacts:
         base = local.kernel
-        assert base is not None  # noqa: S101 - _read_local always sets it
+        assert base is not None  # noqa: S101 - LocalReader.read always sets it
         values: list[tuple[int, str]] = []
         if local.running is not None:
             for value, label in zip(local.running, ("soft", "hard"), strict=True):
