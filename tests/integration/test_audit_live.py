@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mongooseim_agent.collectors.audit import AuditCollector
+from mongooseim_agent.collectors.audit import AuditCollector, cluster_source
+from mongooseim_agent.collectors.cluster import ClusterCollector
 from mongooseim_agent.config import Config, parse_config
 from mongooseim_agent.mongooseim.audit import systemd
 from mongooseim_agent.mongooseim.audit.erlmem import ErlPortMemory
@@ -30,7 +31,10 @@ from tests.support.mimnode import (
     MimNode,
     MimNodeSpec,
     build_ebin,
+    form_cluster,
     free_port,
+    random_cookie,
+    start_nodes,
     stop_nodes,
     unique_sname,
 )
@@ -97,11 +101,12 @@ async def audit_in_process(config: Config, files: Path) -> dict[str, Finding]:
     watch = NodeWatch(NodeTracker(NodeLocator(), config.node.name))
     await watch.refresh()
     link = NodeLink(lambda: watch.current, None)
+    membership = ClusterCollector(config.cluster, link)
     collector = AuditCollector(
         config, lambda: watch.current, link, node_problem=lambda: watch.discovery.problem,
         files=HostFiles(files), accounts=SystemAccounts(),
         port_memory=ErlPortMemory(cache_file=config.agent.state_dir / "ports.json"),
-        wait_for_memory=True)
+        wait_for_memory=True, cluster=cluster_source(membership))
     try:
         return {f.name: f for f in await collector.audit()}
     finally:
@@ -129,7 +134,8 @@ async def test_low_nofile_and_default_cookie_are_exactly_the_findings(
     bad = {name for name, status in statuses.items() if status in (Verdict.WARN, Verdict.FAIL)}
     assert bad == {"nofile", "cookie"}, {n: found[n].observed for n in bad}
     assert statuses["nofile"] is Verdict.FAIL and statuses["cookie"] is Verdict.FAIL
-    assert statuses["cluster"] is Verdict.SKIP
+    assert statuses["cluster"] is Verdict.PASS
+    assert found["cluster"].observed.startswith("1 db nodes (the cluster collector, through")
 
     nofile = found["nofile"]
     assert nofile.observed.startswith(f"soft {LOW_NOFILE}, hard {LOW_NOFILE}")
@@ -223,4 +229,34 @@ def test_cookie_never_appears_in_report_json_metrics_or_logs(tmp_path: Path, ebi
     finally:
         if agent is not None:
             agent.stop()
+        stop_nodes(nodes)
+
+
+async def test_cluster_check_uses_the_cluster_collector(tmp_path: Path, ebin: Path) -> None:
+    """Two clustered nodes: cluster passes and the peer takes our cookie; the peer stopped:
+    cluster fails naming it as a stopped db node, with the fix."""
+    cookie = random_cookie()
+    nodes = [MimNode(MimNodeSpec(sname=unique_sname(f"member{i}"), c2s_port=free_port(),
+                                 cookie=cookie), tmp_path / f"n{i}", ebin=ebin)
+             for i in range(2)]
+    start_nodes(nodes)
+    try:
+        form_cluster(nodes)
+        watched, peer = nodes
+        config = parse_config({"agent": {"state_dir": str(tmp_path / "state")},
+                               "node": {"name": watched.node_name},
+                               "probes": {"timeout": "10s"},
+                               "audit": {"measure_port_memory": False}})
+        found = await audit_in_process(config, tmp_path / "empty")
+        assert found["cluster"].status is Verdict.PASS, found["cluster"].observed
+        assert found["cluster"].observed.startswith("2 db nodes")
+        assert "accepted by 1 peers" in found["cookie"].observed
+        assert found["dist_port_range"].recommended_value == 2
+        peer.stop()
+        found = await audit_in_process(config, tmp_path / "empty")
+        cluster = found["cluster"]
+        assert cluster.status is Verdict.FAIL
+        assert f"stopped: {peer.node_name}" in cluster.observed
+        assert "remove_from_cluster" in cluster.fix and cluster.observed_value == 1
+    finally:
         stop_nodes(nodes)

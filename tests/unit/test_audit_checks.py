@@ -227,3 +227,34 @@ def test_samples_per_status() -> None:
                                                        ("status", "skip")))] == 1
     assert found[("mongooseim_config_check_status", (("check", "cluster"),
                                                        ("status", "pass")))] == 0
+
+
+def test_cluster_facts_from_the_cluster_collectors_snapshot() -> None:
+    """Stopped db nodes while mnesia counts some; expected members missing otherwise; no
+    source or a broken collector is a reason to skip."""
+    from mongooseim_agent.collectors.audit import cluster_from_snapshot
+    from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+
+    def running(member: str, value: float) -> Sample:
+        return Sample("mongooseim_cluster_node_running", value, {"member": member})
+
+    def expected(member: str, value: float) -> Sample:
+        return Sample("mongooseim_cluster_expected_node_present", value, {"member": member})
+
+    source = Sample("mongooseim_cluster_source_info", 1, {"source": "dist"})
+    stopped = Snapshot("cluster", (source, Sample("mongooseim_cluster_stopped_nodes", 1),
+                                   running("a@h", 1), running("b@h", 0), expected("a@h", 1),
+                                   expected("b@h", 0)))
+    facts, _ = cluster_from_snapshot(stopped)
+    assert facts == ClusterFacts(("a@h", "b@h"), ("b@h",), (),
+                                 "the cluster collector, through dist")
+    missing = Snapshot("cluster", (source, Sample("mongooseim_cluster_stopped_nodes", 0),
+                                   running("a@h", 1), running("c@h", 0), expected("c@h", 0)))
+    facts, _ = cluster_from_snapshot(missing)
+    assert facts is not None and facts.stopped == () and facts.expected_missing == ("c@h",)
+    unread = Snapshot("cluster", checks=(Check("cluster_source", Status.CRITICAL,
+                                               "no source answered: dist: nodedown"),))
+    assert cluster_from_snapshot(unread) == (
+        None, "cluster membership not read: no source answered: dist: nodedown")
+    broken = Snapshot("cluster", error="TimeoutError")
+    assert cluster_from_snapshot(broken)[1] == "the cluster collector failed: TimeoutError"

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.connection import Query, reply_int, reply_nodes
 from mongooseim_agent.erlang.cookie import CookieUnavailable
@@ -68,7 +69,7 @@ METRICS: tuple[MetricSpec, ...] = (
 
 Resolver = Callable[[str], Awaitable[tuple[str, ...]]]
 ClusterSource = Callable[[], Awaitable[tuple[ClusterFacts | None, str]]]
-NO_CLUSTER = "the cluster collector is not part of this build"
+NO_CLUSTER = "no cluster collector was given to the audit"
 # Seconds the daemon waits before starting erl to measure the port table's memory: not in
 # the busy first minute, and never for a one-shot `check`.
 MEASURE_DELAY = 60.0
@@ -141,9 +142,9 @@ class AuditCollector:
         local = await asyncio.to_thread(self._local.read, node, self._node_problem())
         targets = Targets(self._settings.expected_connections,
                           self._settings.tls if self._settings.tls is not None else local.tls)
-        names, peers, port_limit = await self._live_node(node)
+        (names, peers, port_limit), (cluster, cluster_reason) = await asyncio.gather(
+            self._live_node(node), self._cluster_facts())
         epmd_error, dist_port, registered = self._registration(node, names)
-        cluster, cluster_reason = await self._cluster_facts()
         if cluster is not None:
             peers = sorted(set(peers) | {m for m in cluster.db_nodes if node is None
                                          or m != node.name})
@@ -240,10 +241,10 @@ class AuditCollector:
         if self._cluster is None:
             return None, NO_CLUSTER
         try:
-            async with asyncio.timeout(self._probe_timeout * 2):
+            async with asyncio.timeout(self.timeout * 0.9):
                 return await self._cluster()
         except TimeoutError:
-            return None, "the cluster view did not come in time"
+            return None, f"the cluster collector did not answer in {self.timeout * 0.9:g}s"
 
     def _node_name(self, node: NodeProcess | None, local: LocalFacts) -> tuple[str | None, str]:
         if node is not None:
@@ -430,6 +431,50 @@ def samples(findings: Iterable[Finding]) -> list[Sample]:
             out.append(Sample("mongooseim_config_check_recommended", finding.recommended_value,
                               label))
     return out
+
+
+def cluster_from_snapshot(snapshot: Snapshot) -> tuple[ClusterFacts | None, str]:
+    """The cluster collector's view, read from its samples (its public output).
+
+    A member not running is a stopped db node while mnesia counts stopped nodes, else an
+    expected member missing ([cluster] expected_members, or every member it has seen).
+    """
+    if snapshot.error is not None:
+        return None, f"the cluster collector failed: {snapshot.error}"
+    by_metric: dict[str, list[Sample]] = {}
+    for sample in snapshot.samples:
+        by_metric.setdefault(sample.metric, []).append(sample)
+    sources = [s.labels.get("source", "") for s in by_metric.get(
+        "mongooseim_cluster_source_info", [])]
+    if not sources:
+        reason = next((c.summary for c in snapshot.checks if c.name == "cluster_source"),
+                      "no source answered")
+        return None, f"cluster membership not read: {reason}"
+    running = {s.labels["member"]: s.value for s in by_metric.get(
+        "mongooseim_cluster_node_running", [])}
+    not_running = tuple(sorted(m for m, v in running.items() if not v))
+    stopped_count = sum(s.value for s in by_metric.get("mongooseim_cluster_stopped_nodes", []))
+    stopped = not_running if stopped_count else ()
+    expected_missing = tuple(sorted(
+        s.labels["member"] for s in by_metric.get("mongooseim_cluster_expected_node_present", [])
+        if not s.value and s.labels["member"] not in stopped))
+    return ClusterFacts(tuple(sorted(running)), stopped, expected_missing,
+                        f"the cluster collector, through {sources[0]}"), ""
+
+
+def cluster_source(collector: Collector) -> ClusterSource:
+    """The audit's cluster view from a cluster collector of its own (so that its runs do not
+    disturb the daemon's collector, whose partition verdict needs two runs in a row)."""
+
+    async def read() -> tuple[ClusterFacts | None, str]:
+        try:
+            async with asyncio.timeout(collector.timeout):
+                snapshot = await collector.collect()
+        except TimeoutError:
+            return None, f"the cluster collector did not answer in {collector.timeout:g}s"
+        return cluster_from_snapshot(snapshot)
+
+    return read
 
 
 def cache_file(state_dir: Path) -> Path:

@@ -82,6 +82,8 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
     auditor = audit.AuditCollector(
         config, lambda: watch.current, link, node_problem=lambda: watch.discovery.problem,
         port_memory=ErlPortMemory(cache_file=audit.cache_file(config.agent.state_dir)),
+        cluster=audit.cluster_source(
+            cluster.ClusterCollector(config.cluster, link, release_root=release_root)),
     )
     collectors.append(auditor)
     return Assembly(collectors, [auditor.close, link.close], watch)

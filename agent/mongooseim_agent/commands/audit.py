@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from mongooseim_agent.collectors.audit import AuditCollector, cache_file
+from mongooseim_agent.collectors.audit import AuditCollector, cache_file, cluster_source
+from mongooseim_agent.collectors.cluster import ClusterCollector
 from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.erlang.dist import DistSettings
@@ -103,9 +104,17 @@ async def build_collector(
         settings=DistSettings(epmd_port=config.probes.epmd_port,
                               connect_timeout=config.probes.timeout),
     )
+
+    def release_root() -> Path | None:
+        if config.node.release_root is not None:
+            return config.node.release_root
+        return watch.current.release_root if watch.current is not None else None
+
+    membership = ClusterCollector(config.cluster, link, release_root=release_root)
     collector = AuditCollector(config, lambda: watch.current, link,
                                node_problem=lambda: watch.discovery.problem,
-                               port_memory=memory, wait_for_memory=True)
+                               port_memory=memory, wait_for_memory=True,
+                               cluster=cluster_source(membership))
     return collector, link
 
 
