@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # tool:package pairs; only the packages of missing tools are installed.
 APT_TOOLS := erl:erlang-nox epmd:erlang-nox prometheus:prometheus promtool:prometheus \
   prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd setpriv:util-linux \
-  haproxy:haproxy ss:iproute2 unshare:util-linux
+  haproxy:haproxy ss:iproute2 unshare:util-linux chromium:chromium
 DEMO_LISTEN ?= 127.0.0.1:9925
 
 .PHONY: setup system-deps demo demo-stop test lint unit bench clean docs

@@ -20,7 +20,9 @@ from mongooseim_agent.collectors.base import BackgroundCollector, Collector
 from mongooseim_agent.collectors.registry import Assembly, contract, default_assembly
 from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.exposition import StoreCollector, agent_samples
+from mongooseim_agent.history import History
 from mongooseim_agent.http import ListenAddress, WebApp, bind
+from mongooseim_agent.landing import LandingPage
 from mongooseim_agent.loadbalancer.agentcheck import AgentCheckServer, agent_reply, store_weight
 from mongooseim_agent.loadbalancer.readiness import STARTING, ReadinessPolicy, Schedule, Verdict
 from mongooseim_agent.runner import CollectorRunner
@@ -73,6 +75,8 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[bool]] = set()
         self._beacon = Beacon(lambda: self.config.agent.state_dir, self._store.touch, wall=wall)
+        self.landing = LandingPage(self._store, self.readiness, History(clock=wall),
+                                   configured_node=lambda: self.config.node.name, clock=wall)
         self.bound: list[tuple[str, int]] = []
         self.agent_check = AgentCheckServer(self._agent_check_reply)
         self.registry = CollectorRegistry(auto_describe=False)
@@ -133,19 +137,23 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         runner = web.AppRunner(
-            WebApp(self._store, self.registry, self.readiness, self.started).build(),
+            WebApp(self._store, self.registry, self.readiness, self.started,
+                   landing=self.landing).build(),
             access_log=None,
         )
         await runner.setup()
         try:
             await self._start_sites(runner)
             beacon = asyncio.create_task(self._beacon.run(), name="beacon")
+            history = asyncio.create_task(self.landing.history.run(self._samples),
+                                          name="history")
             await self._start_generation(self._generation.config)
             await self.agent_check.apply(self.config.load_balancer)
             await self._stop.wait()
-            beacon.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beacon
+            for task in (beacon, history):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             self._beacon.remove()
             self._log.info("stopping")
         finally:

@@ -52,7 +52,7 @@ class DrainState:
 
     def condition(self) -> str:
         """What /node/ready shows for the drain: no age, so the answer is stable."""
-        return (f"since {_stamp(self.since)} by {self.by}: {self.reason} "
+        return (f"node drained by {self.by} since {_stamp(self.since)}: {self.reason} "
                 "(mongooseim-agent undrain restores)")
 
     def describe(self, now: float) -> str:

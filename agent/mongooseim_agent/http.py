@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import socket
 import time
@@ -13,9 +12,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from mongooseim_agent import __version__
+from mongooseim_agent.landing import LandingPage
 from mongooseim_agent.loadbalancer.readiness import Verdict
-from mongooseim_agent.snapshot import Status
 from mongooseim_agent.store import Store
 
 
@@ -58,54 +56,6 @@ def parse_listen_address(text: str) -> ListenAddress:
     return ListenAddress(host or None, port)
 
 
-_STATUS_CLASS = {
-    Status.OK: "ok",
-    Status.WARNING: "warning",
-    Status.CRITICAL: "critical",
-    Status.UNKNOWN: "unknown",
-}
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin-bottom:2em}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-.ok{background:#dfd}.warning{background:#ffd}.critical{background:#fdd}.unknown{background:#eee}
-"""
-
-
-def render_landing(store: Store, readiness: Verdict, now: float) -> str:
-    esc = html.escape
-    rows = []
-    for snap in store:
-        state = "ok" if snap.ok else "critical"
-        age = f"{now - snap.timestamp:.1f}s ago" if snap.timestamp else "never"
-        rows.append(
-            f"<tr class={state}><td>{esc(snap.collector)}</td>"
-            f"<td>{'ok' if snap.ok else 'failed'}</td><td>{esc(age)}</td>"
-            f"<td>{snap.duration_seconds * 1000:.1f} ms</td><td>{esc(snap.error or '')}</td></tr>"
-        )
-    checks = []
-    for check in store.checks():
-        cls = _STATUS_CLASS[check.status]
-        checks.append(
-            f"<tr class={cls}><td>{esc(check.name)}</td><td>{check.status.name}</td>"
-            f"<td>{esc(check.summary)}</td><td>{esc(check.hint)}</td></tr>"
-        )
-    verdict = "ready" if readiness.ready else "NOT ready: " + "; ".join(readiness.reasons)
-    return (
-        "<!doctype html><html><head><meta charset=utf-8>"
-        f"<title>mongooseim-agent</title><style>{_STYLE}</style></head><body>"
-        f"<h1>mongooseim-agent {esc(__version__)}</h1>"
-        f"<p>Load balancer verdict (<a href=/node/ready>/node/ready</a>): {esc(verdict)}</p>"
-        "<h2>Checks</h2><table><tr><th>check</th><th>state</th><th>value</th>"
-        f"<th>what to do</th></tr>{''.join(checks)}</table>"
-        "<h2>Collectors</h2><table><tr><th>collector</th><th>last run</th><th>when</th>"
-        f"<th>took</th><th>error</th></tr>{''.join(rows)}</table>"
-        "<p><a href=/metrics>/metrics</a> · <a href=/-/healthy>/-/healthy</a> · "
-        "<a href=/-/ready>/-/ready</a></p></body></html>"
-    )
-
-
 class MetricsCache:
     """The last rendering per content type, reused while the store is unchanged.
 
@@ -138,7 +88,9 @@ class WebApp:
         *,
         clock: Callable[[], float] = time.time,
         cache_max_age: float = 1.0,
+        landing: LandingPage | None = None,
     ) -> None:
+        self._landing = landing or LandingPage(store, readiness, clock=clock)
         self._store = store
         self._registry = registry
         self._readiness = readiness
@@ -163,8 +115,8 @@ class WebApp:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def landing(self, request: web.Request) -> web.Response:
-        page = render_landing(self._store, self._readiness(), self._clock())
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=self._landing.render(), content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
 
     async def healthy(self, request: web.Request) -> web.Response:
         return web.Response(text="OK\n")
