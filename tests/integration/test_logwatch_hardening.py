@@ -329,3 +329,33 @@ def test_3000_rotated_files_at_nofile_1024_are_counted_once(tmp_path: Path) -> N
     assert len(totals["files"]) == 3001  # type: ignore[arg-type]
     assert totals["open_fds"] <= 64 + 16  # type: ignore[operator]
     assert after.fds <= 64 + 16
+
+
+def test_restart_while_the_log_directory_is_away_rereads_nothing(
+    tmp_path: Path, logdir: Path
+) -> None:
+    """SIGKILL, then a restart while the directory is moved away, then it comes back: the
+    saved positions are kept while it cannot be listed, so nothing is read twice and
+    nothing is counted lost."""
+    log, rotated = logdir / "mongooseim.log", logdir / "mongooseim.log.1"
+    book = LogBook()
+    book.write(rotated, mixed(20))
+    with gzip.open(logdir / "mongooseim.log.2.gz", "wb") as archive:
+        archive.write(LogBook().lines_of(mixed(20)))
+    watch = make_watch(tmp_path, logdir)
+    book.write(log, mixed(20))
+    watch.step()
+    watch.step(40.0)
+    assert_truth(watch, book)
+    away = tmp_path / "log.away"
+    logdir.rename(away)
+    watch.restart()
+    watch.step(1.5)
+    watch.step(40.0)
+    assert watch.totals.listing_errors
+    away.rename(logdir)
+    book.write(log, ["emfile", "info"])
+    watch.settle()
+    assert_truth(watch, book)
+    assert watch.totals.losses == 0
+    assert watch.totals.listing_errors == ()

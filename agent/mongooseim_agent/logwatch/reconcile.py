@@ -47,6 +47,10 @@ class Reconciler:
             for path in (record.real_path, record.path):
                 if found is None and path:
                     found = _stat_candidate(path, fid)
+            if found is None and p.listing.unsure(record.path):
+                # Its directory cannot be listed right now: not gone, just unseen.
+                self._keep_unseen(p, record)
+                continue
             if found is not None:
                 outcome = self._resume(p, record, found)
                 if outcome is Outcome.RESUMED:
@@ -59,6 +63,16 @@ class Reconciler:
             if not self._recover(p, fp, record.offset, record.skipping, fid):
                 p.book.lost(seen - record.offset, record.superseded)
         p.reserved.clear()
+
+    def _keep_unseen(self, p: Poll, record: FileRecord) -> None:
+        """Track a saved file as it was; it is verified (first bytes, size) when seen again."""
+        fid = FileId(record.dev, record.ino)
+        t = Tracked(fid, Fingerprint(record.fp_len, record.fp), record.path,
+                    LineStream(self._plan, record.offset, record.skipping), record.size,
+                    record.mtime_ns, real_path=record.real_path, changed_at=p.now,
+                    superseded=record.superseded)
+        self._table.add(t)
+        p.claimed.add(fid)
 
     def _resume(self, p: Poll, record: FileRecord, found: Candidate) -> Outcome:
         fid = found.fid
