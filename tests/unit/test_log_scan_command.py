@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import lzma
+import os
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,15 @@ def test_unreadable_and_corrupt_files_exit_2_naming_them(tmp_path: Path) -> None
     assert f"cannot read {corrupt}:" in err
     assert f"cannot read {zstd}: zstd-compressed files cannot be read" in err
     assert json.loads(out)["files"][0]["matches"]["emfile"] == 1
+
+
+def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO given as a file: refused as not a regular file (exit 2), never waited on."""
+    fifo = tmp_path / "mongooseim.log.1"
+    os.mkfifo(fifo)
+    code, _, err = run(str(fifo))
+    assert code == EXIT_UNREADABLE
+    assert f"cannot read {fifo}: not a regular file (a FIFO)" in err
 
 
 def test_user_patterns_from_the_command_line(tmp_path: Path) -> None:
