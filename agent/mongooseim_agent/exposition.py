@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,11 +20,15 @@ def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
     return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
 
 
-def agent_samples(snapshots: Iterable[Snapshot], ready: bool) -> Iterator[Sample]:
+def agent_samples(
+    snapshots: Iterable[Snapshot], ready: bool, stuck: Collection[str] = frozenset()
+) -> Iterator[Sample]:
+    """`stuck`: collectors running past their timeout, failing whatever they last stored."""
     yield Sample("mongooseim_agent_build_info", 1, {"version": __version__})
     for snap in snapshots:
         label = {"collector": snap.collector}
-        yield Sample("mongooseim_agent_collector_success", 1 if snap.ok else 0, label)
+        ok = snap.ok and snap.collector not in stuck
+        yield Sample("mongooseim_agent_collector_success", 1 if ok else 0, label)
         yield Sample("mongooseim_agent_collector_duration_seconds", snap.duration_seconds, label)
     yield Sample("mongooseim_node_ready", 1 if ready else 0)
 

@@ -39,7 +39,7 @@ class CollectorRunner:
     async def run_once(self) -> Snapshot:
         """One collection; never raises except for cancellation."""
         started = self._monotonic()
-        self._store.begin(self.collector.name, self._wall())
+        self._store.begin(self.collector.name, self._wall(), self.collector.timeout)
         try:
             async with asyncio.timeout(self.collector.timeout):
                 snapshot = await self.collector.collect()

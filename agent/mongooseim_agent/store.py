@@ -14,8 +14,8 @@ def _same_content(a: Snapshot, b: Snapshot) -> bool:
 class Store:
     def __init__(self) -> None:
         self._latest: dict[str, Snapshot] = {}
-        # Collector -> wall-clock start of its run in progress (cleared by put).
-        self._running: dict[str, float] = {}
+        # Collector -> wall-clock start and timeout of its run in progress (cleared by put).
+        self._running: dict[str, tuple[float, float | None]] = {}
         # Bumped when what is rendered changes, so renderings can be cached until it moves.
         self.version = 0
 
@@ -29,13 +29,22 @@ class Store:
         if previous is None or not _same_content(previous, snapshot):
             self.version += 1
 
-    def begin(self, collector: str, started: float) -> None:
+    def begin(self, collector: str, started: float, timeout: float | None = None) -> None:
         """A run of `collector` started at wall-clock `started`: one stuck past its timeout
-        then shows in the load-balancer verdict."""
-        self._running[collector] = started
+        then shows in the load-balancer verdict and as a failed collector."""
+        self._running[collector] = (started, timeout)
 
     def running_since(self, collector: str) -> float | None:
-        return self._running.get(collector)
+        run = self._running.get(collector)
+        return None if run is None else run[0]
+
+    def overdue(self, now: float, slack: float = 1.0) -> frozenset[str]:
+        """Collectors whose run in progress is past its timeout (plus `slack` seconds): the
+        runner cancels at the timeout, so one still running ignored that, or the loop stalled."""
+        return frozenset(
+            name for name, (started, timeout) in self._running.items()
+            if timeout is not None and now - started > timeout + slack
+        )
 
     def get(self, collector: str) -> Snapshot | None:
         return self._latest.get(collector)

@@ -144,3 +144,16 @@ async def test_collector_ignoring_its_timeout_is_stale_then_stuck(tmp_path: Path
         c2s = next(c for c in body["conditions"] if c["name"] == "listener_c2s")
         assert c2s["value"].startswith("collector probes stuck: running for ")
         assert c2s["value"].endswith("timeout 0.1s; last verdict: c2s accepts connections")
+        # Its last stored run succeeded, yet the collector shows as failing while stuck.
+        metrics = url.replace("/node/ready", "/metrics")
+        success = 'mongooseim_agent_collector_success{collector="probes"}'
+        deadline = time.monotonic() + 10
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with session.get(metrics) as response:
+                    lines = (await response.text()).splitlines()
+                if f"{success} 0.0" in lines:
+                    break
+                assert f"{success} 1.0" in lines and time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            assert 'mongooseim_agent_collector_success{collector="fds"} 1.0' in lines

@@ -150,3 +150,15 @@ def test_required_condition_missing_is_not_ready() -> None:
     """No node_process verdict at all (discovery never ran) is not a reason to serve."""
     verdict = _policy().evaluate(_store(_cluster(3)), SCHEDULES, NOW)
     assert verdict.reasons == ("node_process: no verdict yet (missing)",)
+
+
+def test_store_names_collectors_overdue_past_their_timeout() -> None:
+    """A run is overdue a second past its timeout, and no longer once it stores."""
+    store = Store()
+    store.begin("fds", NOW, 2.0)
+    store.begin("logs", NOW)  # no timeout known: never overdue
+    assert store.overdue(NOW + 3.0) == frozenset()
+    assert store.overdue(NOW + 3.1) == {"fds"}
+    store.put(_fds(at=NOW + 3.2))
+    assert store.overdue(NOW + 10) == frozenset()
+    assert store.running_since("fds") is None
