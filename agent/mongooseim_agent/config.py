@@ -305,7 +305,8 @@ class LoadBalancerSection(_PeriodicSection):
     @classmethod
     def _agent_address(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_host_port(value)
+            # Port 0 picks a free port (logged as "agent-check listening"), as for the web.
+            parse_host_port(value[:-1] + "1" if value.endswith(":0") else value)
         return value
 
 

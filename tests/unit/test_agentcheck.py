@@ -6,8 +6,9 @@ import asyncio
 import time
 
 import pytest
+from structlog.testing import capture_logs
 
-from mongooseim_agent.config import LoadBalancerSection
+from mongooseim_agent.config import ConfigError, LoadBalancerSection, parse_config
 from mongooseim_agent.loadbalancer.agentcheck import (
     AgentCheckServer,
     agent_reply,
@@ -110,3 +111,20 @@ async def test_connection_cap_and_deadline_bound_idle_clients() -> None:
             writer.close()
     finally:
         await server.close()
+
+
+async def test_port_zero_binds_a_free_port_and_logs_it() -> None:
+    server = AgentCheckServer(lambda: "up ready 100%\n")
+    with capture_logs() as logs:
+        await server.apply(LoadBalancerSection(agent_check_address="127.0.0.1:0"))
+    try:
+        assert server.bound is not None and server.bound[1] > 0
+        assert logs[0]["address"] == f"127.0.0.1:{server.bound[1]}"
+        assert await asyncio.wait_for(_read_all(server.bound[1]), 5) == b"up ready 100%\n"
+    finally:
+        await server.close()
+
+
+def test_agent_check_address_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"load_balancer.agent_check_address: .*'nowhere'"):
+        parse_config({"load_balancer": {"agent_check_address": "nowhere"}})

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import structlog
 
-from mongooseim_agent.config import LoadBalancerSection, parse_host_port
+from mongooseim_agent.config import LoadBalancerSection
 from mongooseim_agent.loadbalancer.readiness import Verdict
 from mongooseim_agent.store import Store
 
@@ -101,7 +101,9 @@ class AgentCheckServer:
         await self.close()
         if address is None:
             return
-        host, port = parse_host_port(address)
+        # Validated by the config; port 0 picks a free port.
+        host, _, port_text = address.rpartition(":")
+        host, port = host.removeprefix("[").removesuffix("]"), int(port_text)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._server = await asyncio.start_server(
             self._serve, host, port, family=family, reuse_address=True,
@@ -110,7 +112,8 @@ class AgentCheckServer:
         self._address = address
         sock = self._server.sockets[0]
         self.bound = sock.getsockname()[:2]
-        shown = f"[{self.bound[0]}]:{self.bound[1]}" if ":" in host else f"{host}:{port}"
+        bound_host, bound_port = self.bound
+        shown = f"[{bound_host}]:{bound_port}" if ":" in host else f"{bound_host}:{bound_port}"
         self._log.info("agent-check listening", address=shown)
 
     async def close(self) -> None:
