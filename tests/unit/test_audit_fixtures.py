@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +218,27 @@ async def test_unreadable_unit_and_pam_directory(tmp_path: Path) -> None:
     observed = found["nofile_source"].observed
     assert "/lib/systemd/system/mongooseim.service: Is a directory" in observed
     assert "/etc/pam.d/common-session-noninteractive: Is a directory" in observed
+
+
+def _cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path}"\n[audit]\nmeasure_port_memory = false\n')
+    return subprocess.run([sys.executable, "-m", "mongooseim_agent", "--config", str(config),
+                           "audit", *args], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_command_on_an_image(tmp_path: Path) -> None:
+    """`audit --root` on the Debian trap tree: exit 2, the JSON shape, the same verdicts as
+    the collector, and a report naming the failures; a missing root is UNKNOWN (3)."""
+    done = _cli("--root", str(TREES / "debian_trap"), "--json", tmp_path=tmp_path)
+    assert done.returncode == 2, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "fail" and report["live"] is False
+    assert {c["name"]: c["status"] for c in report["checks"]}["nofile_source"] == "fail"
+    text = _cli("--root", str(TREES / "debian_trap"), tmp_path=tmp_path)
+    assert text.stdout.startswith("MONGOOSEIM AUDIT CRITICAL - image at ")
+    assert "FAIL  nofile_source\n" in text.stdout and "the trap" in text.stdout
+    assert "\x1b[" not in text.stdout
+    missing = _cli("--root", str(tmp_path / "nowhere"), tmp_path=tmp_path)
+    assert missing.returncode == 3 and "not a directory" in missing.stdout
