@@ -138,6 +138,19 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[dict[str, Any]
         ],
     ),
     (
+        "a stopped member is not also reported missing",
+        _alert("MongooseIMClusterNodeStopped", cluster="prod", member="mongooseim@c",
+               peer="mongooseim@c"),
+        [
+            _alert("MongooseIMClusterMemberMissing", cluster="prod", member="mongooseim@c",
+                   peer="mongooseim@c"),
+        ],
+        [
+            _alert("MongooseIMClusterMemberMissing", cluster="prod", member="mongooseim@d",
+                   peer="mongooseim@d"),
+        ],
+    ),
+    (
         "the critical variant silences the warning variant of the same alert",
         _alert("MongooseIMPortTableNearLimit", "critical", cluster="prod", instance="a:9925"),
         [_alert("MongooseIMPortTableNearLimit", "warning", cluster="prod", instance="a:9925")],
