@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/listener_connections.py
 	$(BIN)/python bench/node_ready.py
+	$(BIN)/python bench/alert_soak.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
