@@ -112,7 +112,8 @@ class Daemon:
         for snap in self._store:
             yield from snap.samples
         yield from agent_samples(
-            self._store, self.readiness().ready, self._store.overdue(self._wall())
+            self._store, self.readiness().ready, self._store.overdue(self._wall()),
+            self._store.dropped,
         )
         yield from self._beacon.samples()
         yield Sample("mongooseim_agent_config_reload_success", 1 if self._reload_ok else 0)

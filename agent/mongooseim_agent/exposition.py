@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector as PromCollector
 from mongooseim_agent import __version__
 from mongooseim_agent.metrics import Contract, Kind, MetricSpec
 from mongooseim_agent.snapshot import Sample, Snapshot
+from mongooseim_agent.store import sane_number
 
 
 def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
@@ -21,15 +22,22 @@ def _family(spec: MetricSpec) -> GaugeMetricFamily | CounterMetricFamily:
 
 
 def agent_samples(
-    snapshots: Iterable[Snapshot], ready: bool, stuck: Collection[str] = frozenset()
+    snapshots: Iterable[Snapshot],
+    ready: bool,
+    stuck: Collection[str] = frozenset(),
+    dropped: Mapping[str, int] | None = None,
 ) -> Iterator[Sample]:
-    """`stuck`: collectors running past their timeout, failing whatever they last stored."""
+    """`stuck`: collectors running past their timeout, failing whatever they last stored.
+    `dropped`: samples refused per collector (mongooseim_agent_samples_dropped_total)."""
     yield Sample("mongooseim_agent_build_info", 1, {"version": __version__})
     for snap in snapshots:
         label = {"collector": snap.collector}
         ok = snap.ok and snap.collector not in stuck
         yield Sample("mongooseim_agent_collector_success", 1 if ok else 0, label)
         yield Sample("mongooseim_agent_collector_duration_seconds", snap.duration_seconds, label)
+        if dropped is not None:
+            yield Sample("mongooseim_agent_samples_dropped_total",
+                         dropped.get(snap.collector, 0), label)
     yield Sample("mongooseim_node_ready", 1 if ready else 0)
 
 
@@ -61,11 +69,19 @@ class StoreCollector(PromCollector):
             if values in seen[spec.name]:
                 continue
             seen[spec.name].add(values)
+            if not sane_number(sample.value):
+                self._report_value(sample)
+                continue
             family = families.get(spec.name)
             if family is None:
                 family = families[spec.name] = _family(spec)
-            family.add_metric(list(values), sample.value)
+            family.add_metric(list(values), float(sample.value))
         yield from families.values()
+
+    def _report_value(self, sample: Sample) -> None:
+        if sample.metric not in self._reported:
+            self._reported.add(sample.metric)
+            self._log.error("metric with an unusable value dropped", metric=sample.metric)
 
     def _report(self, sample: Sample, spec: MetricSpec | None) -> None:
         if sample.metric in self._reported:

@@ -44,6 +44,12 @@ AGENT_METRICS: tuple[MetricSpec, ...] = (
         "Duration of the collector's last run.",
         "collector",
     ),
+    counter(
+        "mongooseim_agent_samples_dropped_total",
+        "Samples a collector produced with an unusable value (not finite, or beyond 2^63), "
+        "dropped instead of failing the scrape.",
+        "collector",
+    ),
     gauge(
         "mongooseim_agent_config_reload_success",
         "1 if the last configuration reload (SIGHUP) succeeded.",

@@ -66,6 +66,9 @@ class Snapshot:
     error: str | None = None
     duration_seconds: float = 0.0
     timestamp: float = 0.0
+    # Readings the collector refused as out of range (counted in
+    # mongooseim_agent_samples_dropped_total with those the store refuses).
+    dropped: int = 0
 
     @property
     def ok(self) -> bool:

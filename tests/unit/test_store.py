@@ -38,3 +38,20 @@ def test_a_changed_sample_check_or_error_bumps_it() -> None:
         before = store.version
         store.put(changed)
         assert store.version == before + 1
+
+
+def test_insane_values_are_dropped_and_counted_not_kept() -> None:
+    """A huge int, inf and NaN are dropped (and counted per collector); sane samples and
+    perfdata stay; a collector's own refusals add to the same count."""
+    store = Store()
+    good = Sample("m", 5.0)
+    store.put(Snapshot("vm", (good, Sample("a", 10**400), Sample("b", float("inf")),
+                              Sample("c", float("nan"))),
+                       (Check("t", Status.OK, "x", perfdata={"ok": 1, "huge": 10**400}),)))
+    snap = store.get("vm")
+    assert snap is not None
+    assert snap.samples == (good,)
+    assert dict(snap.checks[0].perfdata) == {"ok": 1}
+    assert store.dropped == {"vm": 3}
+    store.put(Snapshot("vm", (good,), dropped=2))
+    assert store.dropped == {"vm": 5}

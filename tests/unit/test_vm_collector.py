@@ -55,3 +55,16 @@ async def test_unexpected_reply_is_unknown() -> None:
     assert snapshot.samples == (Sample("mongooseim_dist_auth_success", 1),)
     assert snapshot.checks[0].status is Status.UNKNOWN
     assert "expected an integer" in snapshot.checks[0].summary
+
+
+async def test_out_of_range_reply_drops_only_that_reading() -> None:
+    """port_count answered as 10**400: that reading is dropped and counted, the port check is
+    UNKNOWN, and every other reading and check stands."""
+    snapshot = await collector(10**400).collect()
+    values = {s.metric: s.value for s in snapshot.samples}
+    assert "mongooseim_vm_ports" not in values
+    assert values["mongooseim_vm_port_limit"] == 1000
+    assert values["mongooseim_vm_processes"] == 10
+    assert snapshot.dropped == 1
+    checks = {c.name: c.status for c in snapshot.checks}
+    assert checks == {"vm_port_table": Status.UNKNOWN, "vm_process_table": Status.OK}

@@ -36,6 +36,8 @@ _READINGS = (
     (Query.PROCESS_COUNT, "mongooseim_vm_processes"),
     (Query.PROCESS_LIMIT, "mongooseim_vm_process_limit"),
 )
+# ERTS caps both tables at 2^27 entries; a reply beyond 2^32 is not a table reading.
+MAX_TABLE_SIZE = 2**32
 _AUTH_OK = (Sample("mongooseim_dist_auth_success", 1),)
 _AUTH_FAILED = (Sample("mongooseim_dist_auth_success", 0),)
 _TABLE_HINTS = {
@@ -107,16 +109,24 @@ class VmCollector:
                 hint="the node must be reachable over Erlang distribution from this host "
                 "(epmd and the dist port) and the agent must know its cookie",
             ),))
-        samples = (*_AUTH_OK, *(Sample(metric, value) for metric, value in values.items()))
-        checks = (
-            self._table_check("port", values["mongooseim_vm_ports"],
-                              values["mongooseim_vm_port_limit"]),
-            self._table_check("process", values["mongooseim_vm_processes"],
-                              values["mongooseim_vm_process_limit"]),
+        sane = {metric: v for metric, v in values.items() if 0 <= v <= MAX_TABLE_SIZE}
+        samples = (*_AUTH_OK, *(Sample(metric, value) for metric, value in sane.items()))
+        checks = tuple(
+            self._table_check(kind, sane.get(used), sane.get(size))
+            for kind, used, size in (
+                ("port", "mongooseim_vm_ports", "mongooseim_vm_port_limit"),
+                ("process", "mongooseim_vm_processes", "mongooseim_vm_process_limit"),
+            )
         )
-        return Snapshot(self.name, samples, checks)
+        return Snapshot(self.name, samples, checks, dropped=len(values) - len(sane))
 
-    def _table_check(self, kind: str, used: int, size: int) -> Check:
+    def _table_check(self, kind: str, used: int | None, size: int | None) -> Check:
+        if used is None or size is None:
+            return Check(
+                f"vm_{kind}_table", Status.UNKNOWN,
+                f"the node answered an out-of-range {kind} table reading (not 0.."
+                f"{MAX_TABLE_SIZE}): ignored",
+            )
         ratio = used / size if size > 0 else 1.0
         return Check(
             f"vm_{kind}_table",
