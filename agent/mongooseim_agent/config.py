@@ -133,6 +133,13 @@ class FdsSection(_PeriodicSection):
         return self
 
 
+class ProcessSection(_PeriodicSection):
+    """The node process's memory, CPU, threads and context switches (psutil)."""
+
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+
+
 def parse_host_port(value: str) -> tuple[str, int]:
     """ "host:port" or "[v6]:port" into its parts; ValueError naming what is wrong."""
     host, sep, port = value.rpartition(":")
@@ -402,6 +409,7 @@ class Config(_Section):
     agent: AgentSection = AgentSection()
     node: NodeSection = NodeSection()
     fds: FdsSection = FdsSection()
+    process: ProcessSection = ProcessSection()
     probes: ProbesSection = ProbesSection()
     vm: VmSection = VmSection()
     logs: LogsSection = LogsSection()

@@ -186,3 +186,9 @@ def _scrape_as_nobody(
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert value(series, "mongooseim_process_max_fds") == soft
     assert value(series, "mongooseim_process_max_fds_hard") == hard
+    # psutil's reads (statm, stat, status) are world-readable too.
+    series = agent.poll_metrics(
+        lambda s: value(s, "mongooseim_process_threads") is not None)
+    assert value(series, "mongooseim_process_threads") > 0  # type: ignore[operator]
+    assert value(series, "mongooseim_process_resident_memory_bytes") > 0  # type: ignore[operator]
+    assert value(series, "mongooseim_agent_collector_success", collector="process") == 1

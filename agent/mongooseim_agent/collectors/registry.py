@@ -6,7 +6,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mongooseim_agent.collectors import audit, cluster, fds, loadbalancer, logs, probes, vm
+from mongooseim_agent.collectors import (
+    audit,
+    cluster,
+    fds,
+    loadbalancer,
+    logs,
+    probes,
+    process,
+    vm,
+)
 from mongooseim_agent.collectors.base import Collector
 from mongooseim_agent.config import Config
 from mongooseim_agent.erlang.dist import DistSettings
@@ -20,6 +29,7 @@ from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 # what these declare in their `metrics`, plus the agent's own: there is no other list.
 COLLECTOR_TYPES: tuple[type[Collector], ...] = (
     fds.FdCollector,
+    process.ProcessCollector,
     vm.VmCollector,
     probes.ProbesCollector,
     logs.LogsCollector,
@@ -65,6 +75,7 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
 
     collectors: list[Collector] = [
         fds.FdCollector(config.fds, watch),
+        process.ProcessCollector(config.process, watch),
         vm.VmCollector(config.vm, link),
         probes.ProbesCollector(config.probes, link),
         logs.LogsCollector(
