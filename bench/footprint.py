@@ -1,8 +1,12 @@
 """The agent's own footprint with the demo node: RSS, CPU, and /metrics latency under load.
 
 Runs the real agent at its default intervals against a real stand-in node for --seconds
-(default 60), then 20 concurrent scrapers. process-exporter, watching the same node, is
-measured in the same run as the reference when it is installed. Prints; never fails.
+(default 60), then 20 concurrent scrapers. Two agents run side by side in the same window:
+"before" without the psutil process collector (`[process] enabled = false`: psutil is not
+even imported) and "after" with it, so its cost shows as the difference; psutil's import and
+per-sample cost are also measured on their own, against the fd collector's stat()-based
+sample. process-exporter, watching the same node, is measured in the same run as the
+reference when it is installed. Prints; never fails.
 """
 
 from __future__ import annotations
@@ -86,6 +90,56 @@ def usage(pid: int, seconds: float) -> tuple[float, float, float]:
     return memory.rss / 1e6, memory.uss / 1e6, cpu
 
 
+def psutil_import_cost() -> float:
+    """MB of RSS that importing psutil adds to a process that already imported the agent."""
+    code = (
+        "import mongooseim_agent.collectors.registry\n"
+        "def rss():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS:'):\n"
+        "            return int(line.split()[1]) * 1024\n"
+        "before = rss()\n"
+        "import psutil\n"
+        "psutil.Process().memory_info(); psutil.virtual_memory()\n"
+        "print(rss() - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    return int(out) / 1e6
+
+
+def per_sample_costs(beam_pid: int, rounds: int = 2000) -> dict[str, float]:
+    """Seconds per sample: the psutil collector's reads vs the fd collector's stat() count
+    plus /proc/PID/limits."""
+    from mongooseim_agent import procfs
+    from mongooseim_agent.collectors.fds import count_open_fds
+    from mongooseim_agent.collectors.process import PsutilReader, available_memory
+    from mongooseim_agent.mongooseim.discovery import NodeLocator
+
+    node = NodeLocator().read(beam_pid)
+    assert node is not None
+    reader = PsutilReader()
+    proc = Path("/proc")
+
+    def psutil_sample() -> None:
+        reader(node)
+        available_memory()
+
+    def fd_sample() -> None:
+        count_open_fds(proc, beam_pid)
+        procfs.parse_nofile((proc / str(beam_pid) / "limits").read_text())
+
+    costs = {}
+    for name, sample in (("psutil process sample", psutil_sample),
+                         ("fd sample (stat + limits)", fd_sample)):
+        sample()
+        start = time.perf_counter()
+        for _ in range(rounds):
+            sample()
+        costs[name] = (time.perf_counter() - start) / rounds
+    return costs
+
+
 def start_process_exporter(beam_pid: int, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("prometheus-process-exporter")
     assert binary is not None
@@ -115,18 +169,22 @@ def main() -> None:
     node = MimNode(MimNodeSpec(sname=unique_sname("bench"), c2s_port=free_port(),
                                erl_max_ports=250_000), workdir / "rel")
     node.start()
-    config = workdir / "agent.toml"
-    config.write_text(f'[agent]\nstate_dir = "{workdir / "state"}"\n'
-                      f'[node]\nname = "{node.node_name}"\n')
-    agent = AgentProcess(config)
+    agents = {}
+    for name, extra in (("agent before", "[process]\nenabled = false\n"), ("agent after", "")):
+        config = workdir / f"{name.split()[1]}.toml"
+        config.write_text(f'[agent]\nstate_dir = "{workdir / name.split()[1]}"\n'
+                          f'[node]\nname = "{node.node_name}"\n{extra}')
+        agents[name] = AgentProcess(config)
+    agent = agents["agent after"]
     reference: tuple[subprocess.Popen[bytes], int] | None = None
     if shutil.which("prometheus-process-exporter"):
         reference = start_process_exporter(node.pid, workdir)
     try:
-        agent.poll_metrics(bool)
+        for each in agents.values():
+            each.poll_metrics(bool)
         time.sleep(2)
         results: dict[str, tuple[float, float, float]] = {}
-        pids = {"agent": agent.proc.pid}
+        pids = {name: each.proc.pid for name, each in agents.items()}
         if reference is not None:
             pids["process-exporter"] = reference[0].pid
         threads = {}
@@ -138,9 +196,23 @@ def main() -> None:
         for thread in threads.values():
             thread.join()
         print(f"idle window {args.seconds:.0f}s at default intervals, node {node.node_name}")
-        for name, (rss, uss, cpu) in results.items():
+        for name in pids:
+            rss, uss, cpu = results[name]
             print(f"  {name:18} RSS {rss:6.1f} MB (unique {uss:5.1f} MB)   "
                   f"CPU {cpu:5.2f}% of a core")
+        (b_rss, b_uss, b_cpu), (a_rss, a_uss, a_cpu) = (
+            results["agent before"], results["agent after"])
+        print(f"  psutil collector's cost (after - before): RSS {a_rss - b_rss:+.1f} MB "
+              f"(unique {a_uss - b_uss:+.1f} MB), CPU {a_cpu - b_cpu:+.2f} points; "
+              f"ratio after/before RSS {a_rss / b_rss:.2f}x")
+        print(f"  importing psutil alone: {psutil_import_cost():+.1f} MB RSS")
+        costs = per_sample_costs(node.pid)
+        interval = 5.0
+        for name, seconds in costs.items():
+            print(f"  {name:26} {seconds * 1e6:7.1f} us per sample "
+                  f"= {seconds / interval * 100:.4f}% of a core at a {interval:g}s interval")
+        psutil_cost, fd_cost = costs.values()
+        print(f"  ratio psutil sample / fd sample: {psutil_cost / fd_cost:.1f}x")
         urls = {"agent": f"http://127.0.0.1:{agent.port}/metrics"}
         if reference is not None:
             urls["process-exporter"] = f"http://127.0.0.1:{reference[1]}/metrics"
@@ -168,7 +240,8 @@ def main() -> None:
                   f"p99 {pct(lat['agent'], .99) / pct(lat['process-exporter'], .99):.2f}x")
         print("targets: RSS <= 40 MB, CPU <= 0.5% of a core, p99 <= 10 ms")
     finally:
-        agent.stop()
+        for each in agents.values():
+            each.stop()
         if reference is not None:
             reference[0].send_signal(signal.SIGTERM)
             reference[0].wait(10)

@@ -136,6 +136,8 @@ class FdsSection(_PeriodicSection):
 class ProcessSection(_PeriodicSection):
     """The node process's memory, CPU, threads and context switches (psutil)."""
 
+    # false: the collector is not built and psutil never imported.
+    enabled: bool = True
     interval: Duration = 5.0
     timeout: Duration = 2.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from mongooseim_agent.collectors.process import ProcessCollector, ProcessGone, ProcessReading
@@ -62,3 +64,22 @@ async def test_no_node_or_gone_node_leaves_host_memory_only(tmp_path: Path) -> N
                                      host_available=lambda: 1)
         values = _values((await collector.collect()).samples)
         assert values == {("mongooseim_host_memory_available_bytes", ()): 1}
+
+
+def test_disabled_means_not_built_and_psutil_not_loaded() -> None:
+    """[process] enabled = false: no process collector, and psutil is never imported."""
+    code = (
+        "import sys\n"
+        "from mongooseim_agent.collectors.registry import build\n"
+        "from mongooseim_agent.config import parse_config\n"
+        "from mongooseim_agent.mongooseim.discovery import NodeLocator, NodeTracker\n"
+        "from mongooseim_agent.mongooseim.nodewatch import NodeWatch\n"
+        "config = parse_config({'process': {'enabled': False}})\n"
+        "assembly = build(config, NodeWatch(NodeTracker(NodeLocator(), 'x@y')))\n"
+        "print(sorted(c.name for c in assembly.collectors), 'psutil' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    names, loaded = out.rsplit(" ", 1)
+    assert "process" not in names and "fds" in names
+    assert loaded.strip() == "False"

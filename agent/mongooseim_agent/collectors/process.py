@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import psutil
+from typing import TYPE_CHECKING
 
 from mongooseim_agent.config import ProcessSection
 from mongooseim_agent.metrics import MetricSpec, counter, gauge
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodewatch import NodeWatch
 from mongooseim_agent.snapshot import Sample, Snapshot
+
+if TYPE_CHECKING:
+    import psutil
 
 METRICS: tuple[MetricSpec, ...] = (
     gauge("mongooseim_process_resident_memory_bytes", "Resident memory of the node's process."),
@@ -60,6 +62,9 @@ class PsutilReader:
         self._identity: tuple[int, int] | None = None
 
     def __call__(self, node: NodeProcess) -> ProcessReading:
+        # Imported on first use: with [process] enabled = false psutil is never loaded.
+        import psutil  # noqa: PLC0415
+
         identity = (node.pid, node.start_ticks)
         try:
             if self._handle is None or self._identity != identity:
@@ -81,6 +86,8 @@ class PsutilReader:
 
 
 def available_memory() -> int:
+    import psutil  # noqa: PLC0415
+
     return int(psutil.virtual_memory().available)
 
 

@@ -75,7 +75,7 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
 
     collectors: list[Collector] = [
         fds.FdCollector(config.fds, watch),
-        process.ProcessCollector(config.process, watch),
+        *([process.ProcessCollector(config.process, watch)] if config.process.enabled else []),
         vm.VmCollector(config.vm, link),
         probes.ProbesCollector(config.probes, link),
         logs.LogsCollector(
