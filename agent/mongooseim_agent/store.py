@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import structlog
 
-from mongooseim_agent.snapshot import Check, Sample, Snapshot
+from mongooseim_agent.snapshot import Check, Perf, Sample, Snapshot
 
 # Larger than any count, size, limit or timestamp the agent reports; beyond it a value is a
 # bug or a hostile reply, and float() of a huge int raises instead of rendering.
@@ -26,14 +26,23 @@ def sane_number(value: object) -> bool:
     return math.isfinite(number) and abs(number) <= MAX_MAGNITUDE
 
 
+def _sane_perf(value: object) -> bool:
+    if isinstance(value, Perf):
+        return sane_number(value.value) and all(
+            bound is None or sane_number(bound)
+            for bound in (value.warn, value.crit, value.min, value.max)
+        )
+    return sane_number(value)
+
+
 def _sanitized(snapshot: Snapshot) -> tuple[Snapshot, list[Sample]]:
     """The snapshot without samples (and perfdata entries) whose value is not a sane number."""
     bad = [s for s in snapshot.samples if not sane_number(s.value)]
     checks = snapshot.checks
-    if any(not sane_number(v) for c in checks for v in c.perfdata.values()):
+    if any(not _sane_perf(v) for c in checks for v in c.perfdata.values()):
         checks = tuple(
             dataclasses.replace(c, perfdata={k: v for k, v in c.perfdata.items()
-                                             if sane_number(v)})
+                                             if _sane_perf(v)})
             for c in checks
         )
     if not bad and checks is snapshot.checks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mongooseim_agent.snapshot import Check, Sample, Snapshot, Status
+from mongooseim_agent.snapshot import Check, Perf, Sample, Snapshot, Status
 from mongooseim_agent.store import Store
 
 
@@ -47,11 +47,13 @@ def test_insane_values_are_dropped_and_counted_not_kept() -> None:
     good = Sample("m", 5.0)
     store.put(Snapshot("vm", (good, Sample("a", 10**400), Sample("b", float("inf")),
                               Sample("c", float("nan"))),
-                       (Check("t", Status.OK, "x", perfdata={"ok": 1, "huge": 10**400}),)))
+                       (Check("t", Status.OK, "x", perfdata={
+                           "ok": 1, "huge": 10**400, "perf": Perf(3, "c", warn=5),
+                           "bad_perf": Perf(1, max=float("inf"))}),)))
     snap = store.get("vm")
     assert snap is not None
     assert snap.samples == (good,)
-    assert dict(snap.checks[0].perfdata) == {"ok": 1}
+    assert dict(snap.checks[0].perfdata) == {"ok": 1, "perf": Perf(3, "c", warn=5)}
     assert store.dropped == {"vm": 3}
     store.put(Snapshot("vm", (good,), dropped=2))
     assert store.dropped == {"vm": 5}
