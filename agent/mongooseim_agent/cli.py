@@ -39,10 +39,26 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     )
 
 
+def _run_options() -> str:
+    """`run`'s own options, for the top-level help: no COMMAND means run, so
+    `mongooseim-agent --web.listen-address :9925` is how the unit starts it."""
+    probe = argparse.ArgumentParser(prog="mongooseim-agent", add_help=False)
+    run.COMMAND.configure(probe)
+    formatter = probe._get_formatter()
+    for group in probe._action_groups:
+        formatter.add_arguments(group._group_actions)
+    return "".join(f"  {line}" if line.strip() else line
+                   for line in formatter.format_help().splitlines(keepends=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mongooseim-agent",
         description="Monitoring agent for MongooseIM hosts.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="With no COMMAND the agent runs (`run`), taking these options too:\n"
+        + _run_options()
+        + "\nEach COMMAND has its own --help, e.g. mongooseim-agent check --help.",
     )
     parser.add_argument("--version", action="version", version=f"mongooseim-agent {__version__}")
     _common(parser, top=True)

@@ -24,6 +24,7 @@ from tests.support.mimnode import (
     stop_nodes,
     unique_sname,
 )
+from tests.support.promtool import naming_problems, promtool_problems
 from tests.support.require import require_binary
 
 pytestmark = pytest.mark.integration
@@ -106,6 +107,11 @@ def test_exposed_equals_declared(tmp_path: Path) -> None:
         assert value(series, "mongooseim_dist_port_in_range") == 1
         assert value(series, "mongooseim_cluster_peer_up", peer=peer.node_name,
                      check="auth") == 1
+        # The same live scrape, every collector active, lints clean (issue 8 item 4).
+        status, _, text = agent.get("/metrics")
+        assert status == 200
+        assert promtool_problems(text) == []
+        assert naming_problems(text) == []
     finally:
         if agent is not None:
             agent.stop()

@@ -91,6 +91,18 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     assert f"cannot read {fifo}: not a regular file (a FIFO)" in err
 
 
+def test_a_missing_file_prints_the_error_and_no_table_of_zeros(tmp_path: Path) -> None:
+    """`scan-logs missing.log`: the error alone, no column of zeros that reads as clean."""
+    code, out, err = run(str(tmp_path / "missing.log"))
+    assert code == EXIT_UNREADABLE
+    assert out == ""
+    assert err.strip().endswith("missing.log: No such file or directory")
+    good = tmp_path / "good.log"
+    good.write_bytes(b"reason=emfile\n")
+    code, out, _ = run(str(good), str(tmp_path / "missing.log"))
+    assert "missing.log" not in out and out.splitlines()[0].split()[-1] == str(good)
+
+
 def test_user_patterns_from_the_command_line(tmp_path: Path) -> None:
     """--pattern NAME=REGEX and --literal NAME=TEXT add counted patterns."""
     path = tmp_path / "m.log"

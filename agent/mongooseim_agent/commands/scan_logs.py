@@ -130,7 +130,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         }
         out.write(json.dumps(document, indent=2) + "\n")
     else:
-        _print_table(results, total, plan.names, out)
+        # A file that could not be opened has no column: its zeros would read as "clean".
+        shown = [r for r in results if r.error is None or r.tally.bytes]
+        if shown:
+            _print_table(shown, total, plan.names, out)
     return EXIT_UNREADABLE if any(r.error is not None for r in results) else EXIT_OK
 
 

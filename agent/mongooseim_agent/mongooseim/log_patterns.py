@@ -72,7 +72,7 @@ _DEFAULTS: tuple[tuple[str, tuple[str, ...], str | None, Status, str, str], ...]
         "Mnesia reported a network partition (inconsistent_database); it will not heal by "
         "itself",
         "pick the side to keep, restart the nodes of the other side so they rejoin "
-        "(see the runbook's partition section)",
+        "(runbook: docs/runbooks.md#mongooseimclusterpartitioned)",
     ),
     (
         "nodedown",
