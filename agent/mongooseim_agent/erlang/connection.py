@@ -12,6 +12,8 @@ import enum
 import itertools
 import secrets
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mongooseim_agent.erlang import etf
@@ -27,6 +29,15 @@ DEFAULT_MAX_FRAME = 1024 * 1024
 # A node ticks an idle connection every net_ticktime/4 (15 s by default): a minute and a
 # quarter of silence means the peer or the path is gone even if TCP has not noticed.
 DEFAULT_TICK_TIMEOUT = 75.0
+# What an authenticated peer may cost us. A node talking to a hidden client that only makes
+# rpc calls sends a reply per call and a tick every 15 s: a thousand frames in a second, or
+# replies piling up unread, mean a broken or hostile peer, and the connection is dropped.
+DEFAULT_MAX_FRAMES_PER_SECOND = 1000
+DEFAULT_MAX_WRITE_BUFFER = 256 * 1024
+# A tick needs an answer within net_ticktime (60 s): one a second is plenty, however many come.
+TICK_ANSWER_INTERVAL = 1.0
+# Buffered frames are read without suspending: give the loop a turn every this many.
+YIELD_EVERY_FRAMES = 16
 
 
 class Query(enum.Enum):
@@ -124,6 +135,9 @@ class DistConnection:
         peer_name: str,
         max_frame: int = DEFAULT_MAX_FRAME,
         tick_timeout: float = DEFAULT_TICK_TIMEOUT,
+        max_frames_per_second: int = DEFAULT_MAX_FRAMES_PER_SECOND,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._writer = writer
@@ -135,6 +149,11 @@ class DistConnection:
         self._self = Pid(Atom(own_name), secrets.randbelow(0x7FFF) + 1, 0, creation)
         self._max_frame = max_frame
         self._tick_timeout = tick_timeout
+        self._max_frames_per_second = max_frames_per_second
+        self._max_write_buffer = max_write_buffer
+        self._clock = clock
+        self._window_start = float("-inf")
+        self._window_frames = 0
         self._pending: dict[Reference, asyncio.Future[Term]] = {}
         self._ref_counter = itertools.count(1)
         self._ref_salt = (secrets.randbits(32), secrets.randbits(32))
@@ -152,9 +171,13 @@ class DistConnection:
         peer_name: str,
         max_frame: int = DEFAULT_MAX_FRAME,
         tick_timeout: float = DEFAULT_TICK_TIMEOUT,
+        max_frames_per_second: int = DEFAULT_MAX_FRAMES_PER_SECOND,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
     ) -> DistConnection:
         conn = cls(reader, writer, own_name=own_name, creation=creation, peer_name=peer_name,
-                   max_frame=max_frame, tick_timeout=tick_timeout)
+                   max_frame=max_frame, tick_timeout=tick_timeout,
+                   max_frames_per_second=max_frames_per_second,
+                   max_write_buffer=max_write_buffer)
         conn._task = asyncio.create_task(conn._read_loop(), name=f"dist-{peer_name}")
         return conn
 
@@ -207,18 +230,30 @@ class DistConnection:
 
     async def _read_loop(self) -> None:
         reason = "closed"
+        frames = 0
+        last_tick_answer = float("-inf")
         try:
             while True:
                 async with asyncio.timeout(self._tick_timeout):
                     (size,) = struct.unpack(">I", await self._reader.readexactly(4))
-                    if size == 0:
+                    body = b""
+                    if size > 0:
+                        self._check_size(size)
+                        body = await self._reader.readexactly(size)
+                now = self._clock()
+                self._count_frame(now)
+                if size == 0:
+                    if now - last_tick_answer >= TICK_ANSWER_INTERVAL:
+                        last_tick_answer = now
                         self._writer.write(TICK)
-                        continue
-                    self._check_size(size)
-                    body = await self._reader.readexactly(size)
-                delivery = parse_frame(body)
-                if delivery is not None:
-                    self._deliver(delivery)
+                else:
+                    delivery = parse_frame(body)
+                    if delivery is not None:
+                        self._deliver(delivery)
+                self._check_write_buffer()
+                frames += 1
+                if frames % YIELD_EVERY_FRAMES == 0:
+                    await asyncio.sleep(0)
         except asyncio.IncompleteReadError:
             reason = f"{self.peer_name} closed the connection"
         except ConnectionError as exc:
@@ -230,6 +265,23 @@ class DistConnection:
         finally:
             self._mark_lost(reason)
             self._writer.transport.abort()
+
+    def _count_frame(self, now: float) -> None:
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_frames = now, 0
+        self._window_frames += 1
+        if self._window_frames > self._max_frames_per_second:
+            raise ConnectionLost(
+                f"{self.peer_name} sent over {self._max_frames_per_second} frames in a "
+                "second: dropped as flooding"
+            )
+
+    def _check_write_buffer(self) -> None:
+        unsent = self._writer.transport.get_write_buffer_size()
+        if unsent > self._max_write_buffer:
+            raise ConnectionLost(
+                f"{self.peer_name} does not read what we send ({unsent} bytes unsent): dropped"
+            )
 
     def _check_size(self, size: int) -> None:
         if size > self._max_frame:
@@ -245,9 +297,10 @@ class DistConnection:
             waiter = self._pending.get(message[0])
             if waiter is not None and not waiter.done():
                 waiter.set_result(message[1])
-        elif len(message) == 4 and message[0] == Atom("io_request") and isinstance(
-            message[1], Pid
+        elif self._pending and len(message) == 4 and message[0] == Atom("io_request") and (
+            isinstance(message[1], Pid)
         ):
+            # Only a function we called can print to us, and only while our call runs.
             answer = (Atom("io_reply"), message[2], (Atom("error"), Atom("enotsup")))
             self._writer.write(frame((SEND, Atom(""), message[1]), answer))
 
