@@ -111,13 +111,28 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
     assert str(info.value) == "f.toml: agent.zzz: unknown key (valid keys: state_dir)"
 
 
-@pytest.mark.parametrize("section", ["fds", "vm", "probes"])
+PERIODIC = sorted(
+    name for name, field in Config.model_fields.items()
+    if "timeout" in getattr(field.annotation, "model_fields", {})
+    and "interval" in getattr(field.annotation, "model_fields", {})
+)
+
+
+def test_every_section_with_a_timeout_is_covered() -> None:
+    """The sections checked below are all those with an interval and a timeout."""
+    assert {"fds", "vm", "probes", "process"} <= set(PERIODIC)
+
+
+@pytest.mark.parametrize("section", PERIODIC)
 def test_unset_timeout_shrinks_to_a_short_interval(section: str) -> None:
-    """Like Prometheus' scrape_timeout: an unset timeout is min(its default, interval)."""
+    """Like Prometheus' scrape_timeout: an unset timeout is min(its default, interval); an
+    explicit one above the interval is refused on <section>.timeout."""
     config = parse_config({section: {"interval": "1s"}})
     assert getattr(config, section).timeout == 1.0
-    longer = parse_config({section: {"interval": "1h"}})
+    longer = parse_config({section: {"interval": "24h"}})
     assert getattr(longer, section).timeout == getattr(Config(), section).timeout
+    with pytest.raises(ConfigError, match=rf"{section}\.timeout: must not exceed interval"):
+        parse_config({section: {"interval": "1s", "timeout": "2s"}})
 
 
 def test_interval_alone_loads_from_a_file(tmp_path: Path) -> None:
