@@ -186,6 +186,9 @@ def test_emfile_pages_once_node_down_inhibits_and_resolves(tmp_path: Path) -> No
             wait_for(lambda m=manager: [a for a in m.alerts(alertname="MongooseIMListenerDown")
                                         if a["status"]["inhibitedBy"]],
                      120, "the listener alert to fire and be inhibited")
+            # The emfile alert, still inside its 5-minute window, is silenced too.
+            [emfile] = manager.alerts(alertname="MongooseIMEmfileErrors")
+            assert emfile["status"]["inhibitedBy"], emfile
         for prom in replicas:
             wait_for(lambda p=prom: p.firing("MongooseIMListenerDown"), 10,
                      "both replicas to fire the listener alert")
