@@ -8,16 +8,21 @@ BIN := $(VENV)/bin
 APT_TOOLS := erl:erlang-nox epmd:erlang-nox prometheus:prometheus promtool:prometheus \
   prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd setpriv:util-linux \
   haproxy:haproxy ss:iproute2 unshare:util-linux chromium:chromium
+# What `make demo` needs, and nothing of the test tools (browser, Prometheus, HAProxy ...).
+DEMO_APT_TOOLS := erl:erlang-nox epmd:erlang-nox
 DEMO_LISTEN ?= 127.0.0.1:9925
+FAULT ?=
 
-.PHONY: setup system-deps demo demo-stop test lint unit bench clean docs
+.PHONY: setup system-deps demo-deps demo demo-stop demo-fault demo-recover test lint unit \
+  bench clean docs
 
 setup: system-deps $(VENV)/.installed
 
-# Installs only what is missing, so a prepared machine skips apt entirely.
-system-deps:
+# Installs only the packages of missing tools ($(1): tool:package pairs), so a prepared
+# machine skips apt entirely.
+define apt_install
 	@missing=""; \
-	for pair in $(APT_TOOLS); do \
+	for pair in $(1); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
@@ -28,20 +33,43 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
 	    $$missing >/dev/null; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_TOOLS))
+
+demo-deps:
+	$(call apt_install,$(DEMO_APT_TOOLS))
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# The agent alone, with its runtime dependencies: what the demo runs.
+$(VENV)/.agent-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
 # The demo node is named like MongooseIM's default (mongooseim@<host>); demo.py writes
-# .demo/agent.toml pointing the agent at it and its listeners.
-demo: setup
+# .demo/agent.toml pointing the agent at it and its listeners; faults.py says what to try.
+demo: demo-deps $(VENV)/.agent-installed
 	@$(BIN)/python -m tests.mim_node.demo start
+	@$(BIN)/python -m tests.mim_node.faults guide --listen $(DEMO_LISTEN)
 	@trap '$(BIN)/python -m tests.mim_node.demo stop' EXIT; \
 	echo "agent: http://$(DEMO_LISTEN)/  metrics: http://$(DEMO_LISTEN)/metrics  (Ctrl-C stops both)"; \
 	$(BIN)/mongooseim-agent --config .demo/agent.toml --web.listen-address $(DEMO_LISTEN) \
 	  --log.format console
+
+# make demo-fault FAULT=emfile|listener|peer|cookie; FAULT=NAME-off undoes one.
+demo-fault:
+	@test -n "$(FAULT)" || { echo "usage: make demo-fault FAULT=emfile|listener|peer|cookie" \
+	  "(FAULT=NAME-off undoes one; make demo-recover undoes all)"; exit 2; }
+	@$(BIN)/python -m tests.mim_node.faults $(FAULT)
+
+demo-recover:
+	@$(BIN)/python -m tests.mim_node.faults recover
 
 demo-stop:
 	$(BIN)/python -m tests.mim_node.demo stop
