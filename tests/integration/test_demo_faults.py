@@ -135,3 +135,14 @@ def test_demo_needs_no_test_tools() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=60, check=True, cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.strip() == "[]"
+
+
+def test_demo_config_lets_log_faults_recover_within_a_minute(tmp_path: Path) -> None:
+    """The agent config make demo writes loads, with the one-minute match window."""
+    from mongooseim_agent.config import load_config
+    from tests.mim_node import demo as demo_script
+
+    demo_script._write_agent_config(tmp_path, "mongooseim@localhost", {"c2s": 5222})
+    config = load_config(tmp_path / "agent.toml")
+    assert config.logs.match_window == 60
+    assert config.node.name == "mongooseim@localhost"

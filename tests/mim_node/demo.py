@@ -78,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 def _write_agent_config(state_dir: Path, node_name: str, ports: dict[str, int]) -> None:
     """The agent's config for this demo: the node by name (other Erlang nodes on the machine
     do not make it ambiguous), its real listener ports, state under the demo dir."""
+    from tests.mim_node.faults import DEMO_AGENT_CONFIG  # hook: what demo faults need
+
     listeners = ", ".join(f'{name} = "127.0.0.1:{port}"' for name, port in ports.items())
     (state_dir / "agent.toml").write_text(
         f'[agent]\nstate_dir = "{state_dir / "state"}"\n\n'
         f'[node]\nname = "{node_name}"\n\n'
         f"[probes]\nlisteners = {{ {listeners} }}\n"
+        + DEMO_AGENT_CONFIG
     )
 
 
