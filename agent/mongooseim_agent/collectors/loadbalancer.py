@@ -90,9 +90,19 @@ class LoadBalancerCollector:
 
     async def collect(self) -> Snapshot:
         node = self._node()
-        local, answer = await asyncio.gather(
-            asyncio.to_thread(self._read_local, node), self._ping(node)
-        )
+        # One read of a procfs file never blocks on a disk: a thread hand-off would cost
+        # more than it. The sock_diag dump, which can take milliseconds, runs off the loop.
+        state = self._read_state(node)
+        if self._counting_due():
+            (connections, error), answer = await asyncio.gather(
+                asyncio.to_thread(self._count), self._ping(node)
+            )
+            self._counted = (self._clock(), connections, error)
+        else:
+            answer = await self._ping(node)
+        # No listeners: nothing to count, and never counted.
+        _, connections, error = self._counted or (0.0, {}, None)
+        local = _LocalReading(state, connections, error)
         samples: list[Sample] = []
         checks: list[Check] = []
         if node is not None:
@@ -105,26 +115,30 @@ class LoadBalancerCollector:
         checks.append(self._connections_check(local))
         return Snapshot(self.name, tuple(samples), tuple(checks))
 
-    def _read_local(self, node: NodeProcess | None) -> _LocalReading:
-        state: str | None = None
-        if node is not None:
-            try:
-                text = (self._proc / str(node.pid) / "stat").read_text()
-                found, start = parse_stat_state(text)
-                state = found if start == node.start_ticks else None
-            except (OSError, ValueError):
-                state = None
+    def _read_state(self, node: NodeProcess | None) -> str | None:
+        """The process state letter; None when it is gone (or the PID is another's now)."""
+        if node is None:
+            return None
+        try:
+            text = (self._proc / str(node.pid) / "stat").read_text()
+            found, start = parse_stat_state(text)
+        except (OSError, ValueError):
+            return None
+        return found if start == node.start_ticks else None
+
+    def _counting_due(self) -> bool:
         if not self._listeners:
-            return _LocalReading(state, {}, None)
-        now = self._clock()
+            return False
         counted = self._counted
-        if counted is None or now - counted[0] >= self._settings.connections_interval:
-            try:
-                counted = (now, self._sockdiag.established(self._listeners.values()), None)
-            except SockDiagError as exc:
-                counted = (now, None, exc.strerror or str(exc))
-            self._counted = counted
-        return _LocalReading(state, counted[1], counted[2])
+        return counted is None or (
+            self._clock() - counted[0] >= self._settings.connections_interval
+        )
+
+    def _count(self) -> tuple[dict[int, int] | None, str | None]:
+        try:
+            return self._sockdiag.established(self._listeners.values()), None
+        except SockDiagError as exc:
+            return None, exc.strerror or str(exc)
 
     async def _ping(self, node: NodeProcess | None) -> str | None:
         """None when the node answered; else why not. Tracks when it last answered."""
