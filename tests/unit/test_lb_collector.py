@@ -58,7 +58,8 @@ def _proc(tmp_path: Path, state: str) -> Path:
 
 
 def _collector(
-    tmp_path: Path, state: str = "S", counter: Counter | None = None, **settings: object
+    tmp_path: Path, state: str = "S", counter: Counter | None = None, drained: bool = False,
+    **settings: object,
 ) -> tuple[LoadBalancerCollector, Link, Clock]:
     link, clock = Link(), Clock()
     collector = LoadBalancerCollector(
@@ -69,6 +70,7 @@ def _collector(
         proc_root=_proc(tmp_path, state),
         sockdiag=counter or Counter({5222: 7, 5269: 0}),  # type: ignore[arg-type]
         clock=clock,
+        drained=lambda: drained,
     )
     return collector, link, clock
 
@@ -169,3 +171,24 @@ async def test_connections_counted_every_connections_interval(tmp_path: Path) ->
     snap = await collector.collect()
     assert len(counter.asked) == 2
     assert {s.labels["name"]: s.value for s in snap.samples} == {"c2s": 3, "s2s": 1}
+
+
+async def test_drained_summary_gives_the_safe_order(tmp_path: Path) -> None:
+    """While drained, `check` and `/` say what to wait for and what comes next."""
+    counter = Counter({5222: 7, 5269: 0})
+    collector, _, clock = _collector(
+        tmp_path, counter=counter, drained=True, connections_interval=1
+    )
+    check = next(c for c in (await collector.collect()).checks
+                 if c.name == "listener_connections")
+    assert check.summary == (
+        "established: c2s 7, s2s 0; drained: wait for these to fall, then "
+        "`mongooseimctl leave_cluster`, then stop the node"
+    )
+    counter.counts = {5222: 0, 5269: 0}
+    clock.now += 1
+    check = next(c for c in (await collector.collect()).checks
+                 if c.name == "listener_connections")
+    assert check.summary.endswith(
+        "; drained and no connections left: `mongooseimctl leave_cluster`, then stop the node"
+    )

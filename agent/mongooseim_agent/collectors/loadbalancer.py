@@ -72,6 +72,7 @@ class LoadBalancerCollector:
         proc_root: Path = Path("/proc"),
         sockdiag: SockDiag | None = None,
         clock: Callable[[], float] = time.monotonic,
+        drained: Callable[[], bool] = lambda: False,
     ) -> None:
         self.interval = settings.interval
         self.timeout = settings.timeout
@@ -82,6 +83,7 @@ class LoadBalancerCollector:
         self._proc = proc_root
         self._sockdiag = sockdiag or SockDiag(timeout=settings.timeout / 2)
         self._clock = clock
+        self._drained = drained
         # The node (name, pid, start) last heard from over distribution, and when.
         self._identity: tuple[str, int, int] | None = None
         self._last_answer = 0.0
@@ -112,7 +114,7 @@ class LoadBalancerCollector:
             for name, port in self._listeners.items():
                 count = local.connections.get(port, 0)
                 samples.append(Sample("mongooseim_listener_connections", count, {"name": name}))
-        checks.append(self._connections_check(local))
+        checks.append(self._connections_check(local, self._drained()))
         return Snapshot(self.name, tuple(samples), tuple(checks))
 
     def _read_state(self, node: NodeProcess | None) -> str | None:
@@ -206,7 +208,7 @@ class LoadBalancerCollector:
             affects_readiness=True,
         )
 
-    def _connections_check(self, local: _LocalReading) -> Check:
+    def _connections_check(self, local: _LocalReading, drained: bool) -> Check:
         hint = ("after `mongooseim-agent drain`, wait for these to fall before "
                 "`mongooseimctl leave_cluster` and stopping the node")
         if local.connections is None:
@@ -217,9 +219,18 @@ class LoadBalancerCollector:
         parts = [
             f"{name} {local.connections.get(port, 0)}" for name, port in self._listeners.items()
         ]
+        summary = "established: " + ", ".join(parts)
+        if drained:
+            # The guide's safe order, where the operator looks while waiting.
+            left = sum(local.connections.get(port, 0) for port in self._listeners.values())
+            summary += (
+                "; drained: wait for these to fall, then `mongooseimctl leave_cluster`, "
+                "then stop the node" if left else
+                "; drained and no connections left: `mongooseimctl leave_cluster`, "
+                "then stop the node"
+            )
         return Check(
-            "listener_connections", Status.OK,
-            "established: " + ", ".join(parts), hint=hint,
+            "listener_connections", Status.OK, summary, hint=hint,
             perfdata={f"{name}_connections": local.connections.get(port, 0)
                       for name, port in self._listeners.items()},
         )

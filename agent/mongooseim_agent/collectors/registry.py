@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mongooseim_agent import drain
 from mongooseim_agent.collectors import (
     audit,
     cluster,
@@ -86,7 +87,8 @@ def build(config: Config, watch: NodeWatch) -> Assembly:
             ),
         ),
         loadbalancer.LoadBalancerCollector(
-            config.load_balancer, config.probes.listeners, lambda: watch.current, link
+            config.load_balancer, config.probes.listeners, lambda: watch.current, link,
+            drained=lambda: drain.marker(config.agent.state_dir).exists(),
         ),
         cluster.ClusterCollector(config.cluster, link, release_root=release_root),
     ]
