@@ -35,8 +35,9 @@ OUTSIDE = NofileSource("mongooseim", False, None, limits=Resolved(RULE, RULE), p
 
 def _nofile(running: tuple[int | None, int | None] | None, targets: Targets = GUIDE,
             source: NofileSource = UNIT) -> Finding:
-    return checks.check_nofile(running, live=True, absent_reason="not found", targets=targets,
-                               source=source)
+    return checks.check_nofile(running, live=True,
+                               absent_reason="the node is not running here (not found)",
+                               targets=targets, source=source)
 
 
 def test_nofile_pass_warn_fail_by_size() -> None:

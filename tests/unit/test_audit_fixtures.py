@@ -242,3 +242,38 @@ def test_command_on_an_image(tmp_path: Path) -> None:
     assert "\x1b[" not in text.stdout
     missing = _cli("--root", str(tmp_path / "nowhere"), tmp_path=tmp_path)
     assert missing.returncode == 3 and "not a directory" in missing.stdout
+
+
+async def test_default_limit_from_system_conf_d_and_infinity(tmp_path: Path) -> None:
+    """No LimitNOFILE= in the unit: DefaultLimitNOFILE= from system.conf.d applies (and
+    passes at 1000000); LimitNOFILE=infinity gives fs.nr_open."""
+    root = tree(tmp_path, "debian_trap")
+    (root / "etc/security/limits.conf").write_text("# nothing\n")
+    (root / "etc/security/limits.d/90-mongooseim.conf").unlink()
+    manager = root / "etc/systemd/system.conf.d"
+    manager.mkdir(parents=True)
+    (manager / "50-limits.conf").write_text("[Manager]\nDefaultLimitNOFILE=1000000\n")
+    found = await audit(root)
+    assert found["nofile_source"].status is Verdict.PASS
+    assert "DefaultLimitNOFILE=1000000 (/etc/systemd/system.conf.d/50-limits.conf:2)" \
+        in found["nofile_source"].observed
+    dropin = root / "etc/systemd/system/mongooseim.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "limits.conf").write_text("[Service]\nLimitNOFILE=infinity\n")
+    found = await audit(root)
+    assert "LimitNOFILE=infinity" in found["nofile_source"].observed
+    assert found["nofile_source"].observed_value == 1048576
+    assert found["nofile_source"].status is Verdict.PASS
+
+
+async def test_masked_unit_is_named(tmp_path: Path) -> None:
+    """A unit linked to /dev/null is not a service the node runs in; it is said so."""
+    # A plain copy: the group rule does not apply if the user's uid were 0 (root).
+    root = tmp_path / "rhel"
+    shutil.copytree(TREES / "rhel_limits", root)
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    (units / "mongooseim.service").symlink_to("/dev/null")
+    found = await audit(root)
+    assert "/etc/systemd/system/mongooseim.service is masked" in found["nofile_source"].observed
+    assert found["nofile_source"].status is Verdict.PASS

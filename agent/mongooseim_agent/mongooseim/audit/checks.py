@@ -91,6 +91,8 @@ class NofileSource:
     limits: Resolved = field(default_factory=lambda: Resolved(None, None))
     pam: PamStatus = field(default_factory=lambda: PamStatus(None))
     problems: tuple[str, ...] = ()
+    # The unit file is a link to /dev/null: systemd will not start it.
+    unit_masked: bool = False
 
     def restart_value(self) -> tuple[int | None, int | None, str] | None:
         """(soft, hard, where) a restart gives, None when nothing configured says."""
@@ -142,7 +144,7 @@ def check_nofile(
         return skipped("nofile", f"{LIVE_ONLY}; nofile_source judges what the files give",
                        WHY["nofile"])
     if running is None:
-        return skipped("nofile", f"the node is not running here ({absent_reason})",
+        return skipped("nofile", absent_reason or "the node's limit is not known",
                        WHY["nofile"])
     soft, hard = running
     recommended = targets.nofile_recommended
@@ -208,6 +210,9 @@ def check_nofile_source(
                          "pam_limits when it is started from a login session")
             if source.unit_path is not None:
                 notes.append(f"{source.unit_path} exists, but the node was not started by it")
+        elif source.unit_masked:
+            notes.append(f"{source.unit_path} is masked (a link to /dev/null): systemd will "
+                         "not start the node")
         elif source.unit is None:
             notes.append("no systemd unit for the node was found")
         if rule is not None:

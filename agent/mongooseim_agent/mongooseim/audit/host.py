@@ -377,6 +377,7 @@ def nofile_source(
         limits=resolved,
         pam=pam_result,
         problems=tuple(problems),
+        unit_masked=unit_config.masked,
     )
 
 

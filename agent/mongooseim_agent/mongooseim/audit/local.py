@@ -87,7 +87,8 @@ class LocalReader:
                 limit = procfs.parse_nofile((self._proc / str(node.pid) / "limits").read_text())
                 local.running = (limit.soft, limit.hard)
             except (OSError, ValueError) as exc:
-                local.absent_reason = f"cannot read /proc/{node.pid}/limits: {exc}"
+                local.absent_reason = (f"the node's limit is not known: cannot read "
+                                       f"/proc/{node.pid}/limits: {exc}")
             try:
                 cgroup_unit = systemd.unit_from_cgroup(
                     (self._proc / str(node.pid) / "cgroup").read_text())
@@ -99,7 +100,8 @@ class LocalReader:
                 owner = self._accounts.by_uid(node.uid)
                 user_name = owner.name if owner is not None else None
         elif self._live:
-            local.absent_reason = node_problem or "no node found"
+            problem = node_problem or "not found"
+            local.absent_reason = f"the node is not running here ({problem})"
         if unit is None:
             unit = host.find_unit(self._files, ("mongooseim.service",)) or "mongooseim.service"
         local.source = host.nofile_source(self._files, self._accounts, user_name=user_name,
