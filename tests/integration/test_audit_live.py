@@ -198,7 +198,8 @@ def test_cookie_never_appears_in_report_json_metrics_or_logs(tmp_path: Path, ebi
         # answer" and hide the verdict this test is about.
         config = _config(tmp_path, watched, f'[probes]\ntimeout = "10s"\n'
                                             f'peers = ["{same.node_name}", '
-                                            f'"{different.node_name}"]\n')
+                                            f'"{different.node_name}"]\n'
+                                            '[audit]\ninterval = "20s"\ntimeout = "20s"\n')
         outputs: dict[str, str] = {}
         for args in (["audit", "--json"], ["audit"]):
             done = subprocess.run(
@@ -217,8 +218,10 @@ def test_cookie_never_appears_in_report_json_metrics_or_logs(tmp_path: Path, ebi
         agent = AgentProcess(config, extra_args=["--log.level", "debug"])
         series = agent.poll_metrics(
             lambda s: value(s, "mongooseim_config_check_ok", check="cookie") is not None,
-            timeout=60)
-        assert value(series, "mongooseim_config_check_ok", check="cookie") == 0
+            timeout=90)
+        run = (value(series, "mongooseim_agent_collector_success", collector="audit"),
+               value(series, "mongooseim_agent_collector_duration_seconds", collector="audit"))
+        assert value(series, "mongooseim_config_check_ok", check="cookie") == 0, run
         assert value(series, "mongooseim_config_check_status", check="cookie",
                      status="fail") == 1
         outputs["/metrics"] = agent.get("/metrics")[2]

@@ -240,11 +240,14 @@ class AuditCollector:
             return None, "a live check, and --root audits files only"
         if self._cluster is None:
             return None, NO_CLUSTER
+        # A third of the run at most: a slow membership source (mongooseimctl starts a VM)
+        # must leave time for the rest, or the whole audit times out and reports nothing.
+        budget = self.timeout / 3
         try:
-            async with asyncio.timeout(self.timeout * 0.9):
+            async with asyncio.timeout(budget):
                 return await self._cluster()
         except TimeoutError:
-            return None, f"the cluster collector did not answer in {self.timeout * 0.9:g}s"
+            return None, f"the cluster collector did not answer in {budget:g}s"
 
     def _node_name(self, node: NodeProcess | None, local: LocalFacts) -> tuple[str | None, str]:
         if node is not None:
