@@ -210,6 +210,7 @@ def test_cp_over_the_rotated_copy_then_truncate_counts_exactly(
     book = LogBook()
     watch = make_watch(tmp_path, logdir)
     watch.step()
+    before = footprint()
     inodes = set()
     for round_ in range(5):
         book.write(log, mixed(60))
@@ -221,6 +222,9 @@ def test_cp_over_the_rotated_copy_then_truncate_counts_exactly(
         watch.step()
         watch.step(10.0)
     watch.settle()
+    after = footprint()
+    report("cp over .1", before, after)
+    assert after.fds <= before.fds + 2
     assert len(inodes) == 1, "cp did not rewrite .1 in place"
     assert book.lines == 500
     assert_truth(watch, book)
@@ -244,6 +248,7 @@ def test_log_directory_moved_away_and_back_is_not_reread(tmp_path: Path) -> None
     watch.step()
     watch.step(40.0)  # rotated files read and their fds let go (idle)
     assert watch.totals.lines == 0
+    before = footprint()
     away = tmp_path / "log.away"
     logdir.rename(away)
     watch.step(1.5)
@@ -253,6 +258,9 @@ def test_log_directory_moved_away_and_back_is_not_reread(tmp_path: Path) -> None
     watch.step()
     book.write(logdir / "mongooseim.log", ["emfile", "info"])
     watch.settle()
+    after = footprint()
+    report("log directory away and back", before, after)
+    assert after.fds <= before.fds + 2
     assert_truth(watch, book)
     assert watch.totals.lines == 2
     assert (watch.totals.losses, watch.totals.listing_errors) == (0, ())
