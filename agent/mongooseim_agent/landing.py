@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from mongooseim_agent import __version__
+from mongooseim_agent import __version__, runbooks
 from mongooseim_agent.drain import DrainState
 from mongooseim_agent.history import History, Point
 from mongooseim_agent.loadbalancer.readiness import Verdict
@@ -192,11 +192,16 @@ def _drain_block(drain: DrainState | None, now: float) -> str:
 
 def _check_rows(checks: list[Check]) -> tuple[str, bool]:
     esc = html.escape
-    any_hint = any(c.hint and c.status is not Status.OK for c in checks)
+    any_hint = any(c.status is not Status.OK and (c.hint or runbooks.section(c.name))
+                   for c in checks)
     rows = []
     for check in checks:
         cls = _CLASS[check.status]
         hint = esc(check.hint) if check.status is not Status.OK else ""
+        alert = runbooks.section(check.name) if check.status is not Status.OK else None
+        if alert is not None:
+            hint += (f' <span class="muted">runbook: {esc(alert)} '
+                     f"({esc(runbooks.reference(check.name) or '')})</span>")
         rows.append(
             f'<tr class="{cls}" data-check="{esc(check.name)}"><td>{esc(check.name)}</td>'
             f'<td class="state">{check.status.name}</td><td>{esc(check.summary)}</td>'

@@ -34,3 +34,14 @@ def test_every_runbook_reference_in_the_agent_resolves() -> None:
     assert refs, "no hint names a runbook section"
     assert {a: f for a, f in refs.items() if a not in anchors} == {}
     assert mentions == []
+
+
+def test_every_check_section_is_a_runbook_heading() -> None:
+    """The landing page and check --json name runbook sections that docs/runbooks.md has."""
+    from mongooseim_agent import runbooks
+
+    anchors = _anchors()
+    assert {c: a for c, a in runbooks.SECTIONS.items()
+            if runbooks.anchor(a) not in anchors} == {}
+    assert runbooks.reference("listener_c2s") == "docs/runbooks.md#mongooseimlistenerdown"
+    assert runbooks.reference("no_such_check") is None

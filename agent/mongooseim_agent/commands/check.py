@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from mongooseim_agent import drain, perfdata, presence
+from mongooseim_agent import drain, perfdata, presence, runbooks
 from mongooseim_agent.collectors.base import BackgroundCollector, Collector
 from mongooseim_agent.collectors.registry import default_assembly
 from mongooseim_agent.collectors.saved_logs import SavedLogsCollector
@@ -98,6 +98,7 @@ def to_json(status: Status, checks: list[Check], snapshots: list[Snapshot]) -> s
                     "perfdata": {k: perfdata.as_perf(v).value for k, v in c.perfdata.items()},
                     "perfdata_detail": _perf_detail(c),
                     "affects_readiness": c.affects_readiness,
+                    "runbook": runbooks.reference(c.name),
                 }
                 for c in checks
             ],
