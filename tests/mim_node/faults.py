@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         print(guide(args.listen))
         return 0
     state_dir = args.state_dir.absolute()
-    node = DemoNode.find(state_dir / args.sname)
+    # DIR/NAME as the cluster demo lays nodes out; DIR/mongooseim as the single-node one did.
+    roots = [state_dir / args.sname, state_dir / "mongooseim"]
+    node = DemoNode.find(next((r for r in roots if (r / "etc" / "vm.args").exists()), roots[0]))
     state = state_dir / "fault-emfile.json"
     actions = {
         "emfile": lambda: emfile(node, state),
