@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -128,3 +129,13 @@ async def test_port_zero_binds_a_free_port_and_logs_it() -> None:
 def test_agent_check_address_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"load_balancer.agent_check_address: .*'nowhere'"):
         parse_config({"load_balancer": {"agent_check_address": "nowhere"}})
+
+
+async def test_address_in_use_names_the_key() -> None:
+    """The daemon then exits 1 with this text ("cannot serve"), before serving anything."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        server = AgentCheckServer(lambda: "drain\n")
+        with pytest.raises(OSError, match=rf"load_balancer.agent_check_address {address}: "):
+            await server.apply(LoadBalancerSection(agent_check_address=address))
+        assert server.bound is None

@@ -105,10 +105,16 @@ class AgentCheckServer:
         host, _, port_text = address.rpartition(":")
         host, port = host.removeprefix("[").removesuffix("]"), int(port_text)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._server = await asyncio.start_server(
-            self._serve, host, port, family=family, reuse_address=True,
-            backlog=min(1024, self._max_connections * 2),
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, host, port, family=family, reuse_address=True,
+                backlog=min(1024, self._max_connections * 2),
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"load_balancer.agent_check_address {address}: "
+                f"{exc.strerror or exc}"
+            ) from None
         self._address = address
         sock = self._server.sockets[0]
         self.bound = sock.getsockname()[:2]
