@@ -53,7 +53,7 @@ from mongooseim_agent.logwatch.fileid import (
     family,
 )
 from mongooseim_agent.logwatch.reconcile import Reconciler, real_path
-from mongooseim_agent.logwatch.retired import RETIRED_KEPT, Retired
+from mongooseim_agent.logwatch.retired import OVERWRITTEN_KEPT_NS, RETIRED_KEPT, Retired
 from mongooseim_agent.logwatch.safeopen import open_regular
 from mongooseim_agent.logwatch.scanner import LineStream, ScanPlan, Tally
 from mongooseim_agent.logwatch.sources import Candidate, Listing, list_files
@@ -425,7 +425,8 @@ class Follower:
             p.book.lost(seen - committed, t.superseded)
             # If a copy turns up later (compression finishing after this poll), it is
             # resumed from here rather than read again from its start.
-            self._retired.remember(t.fid, t.fp, committed, self._wall_ns())
+            self._retired.remember(t.fid, t.fp, committed, self._wall_ns(),
+                                   keep_ns=OVERWRITTEN_KEPT_NS)
         t.stream = LineStream(self._plan)
         t.fp, t.head = Fingerprint.of(head), head
         # New content, or a copy of a followed file written over this one (`cp log log.1`

@@ -2,9 +2,10 @@
 
 A file that turns up again (renamed back, copied, compressed, its directory moved away and
 back) with the first bytes of one read before is resumed where that one was left rather
-than read again from its start. Records are kept for FORGET_AFTER_NS (a rotated file gone
-for a week is not coming back) and at most RETIRED_KEPT of them, and are saved with the
-positions, so a restart remembers them too.
+than read again from its start. A file let go is remembered for FORGET_AFTER_NS (a rotated
+file gone for a week is not coming back); content overwritten in place only until a late
+copy of it could still turn up (an hour). At most RETIRED_KEPT records are kept, and they
+are saved with the positions, so a restart remembers them too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from mongooseim_agent.logwatch.state import RetiredRecord
 
 RETIRED_KEPT = 20_000
 FORGET_AFTER_NS = 7 * 86_400 * 10**9
+OVERWRITTEN_KEPT_NS = 3600 * 10**9
+# Expired records are looked for every this many new ones.
+_PRUNE_EVERY = 256
 
 _Key = tuple[int, str]
 
@@ -56,19 +60,27 @@ class Retired:
             if not self._lengths[key[0]]:
                 del self._lengths[key[0]]
 
-    def remember(self, fid: FileId, fp: Fingerprint, offset: int, now_ns: int) -> None:
+    def remember(self, fid: FileId, fp: Fingerprint, offset: int, now_ns: int,
+                 keep_ns: int | None = None) -> None:
+        """Remember the content `fp` identifies as read up to `offset`, for `keep_ns`
+        (default FORGET_AFTER_NS)."""
         if not fp.identifying:
             return
+        keep = self._forget_after if keep_ns is None else keep_ns
         self._put(RetiredRecord(dev=fid.dev, ino=fid.ino, fp_len=fp.length, fp=fp.digest,
-                                offset=offset, at_ns=now_ns))
-        horizon = now_ns - self._forget_after
+                                offset=offset, at_ns=now_ns, until_ns=now_ns + keep))
         while len(self._records) > self._kept:
             self._drop(next(iter(self._records)))
-        while self._records:
-            key = next(iter(self._records))
-            if not 0 < self._records[key][1].at_ns < horizon:
-                break
-            self._drop(key)
+        if self._seq % _PRUNE_EVERY == 0:
+            expired = [key for key, (_, r) in self._records.items()
+                       if self._expiry(r) and self._expiry(r) < now_ns]
+            for key in expired:
+                self._drop(key)
+
+    def _expiry(self, record: RetiredRecord) -> int:
+        if record.until_ns:
+            return record.until_ns
+        return record.at_ns + self._forget_after if record.at_ns else 0
 
     def match(self, head: bytes) -> RetiredRecord | None:
         """The latest record whose first bytes `head` starts with."""

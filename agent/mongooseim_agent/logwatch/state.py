@@ -76,6 +76,8 @@ class RetiredRecord(_Record):
     offset: int = Field(ge=0, le=MAX_OFFSET)
     # Wall clock (ns) when it was let go; 0: unknown (older state files).
     at_ns: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    # Wall clock (ns) after which it is forgotten; 0: a week after at_ns.
+    until_ns: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class ArchiveRecord(_Record):
