@@ -238,7 +238,11 @@ async def run_subprocess(argv: Sequence[str], time_limit: float) -> CtlResult:
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        # What is left in the pipe must be read to its end, or wait() never returns (the
+        # transport reports the exit only once its pipes are closed).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await proc.communicate()
         raise CtlTimeout(f"{argv[0]} did not finish in {time_limit:g}s (killed)") from None
     return CtlResult(code, output.decode("utf-8", errors="replace"))
 
