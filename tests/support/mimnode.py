@@ -175,6 +175,8 @@ class MimNodeSpec:
     nofile: tuple[int, int] | None = None
     # Answer cets_status:status(mongoose_cets_discovery) as a CETS node does (src/cets_status.erl).
     cets: bool = False
+    # More vm.args lines, e.g. "-kernel prevent_overlapping_partitions false".
+    extra_vm_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _SNAME.fullmatch(self.sname):
@@ -278,6 +280,7 @@ class MimNode:
         if spec.dist_range is not None:
             low, high = spec.dist_range
             lines.append(f"-kernel inet_dist_listen_min {low} inet_dist_listen_max {high}")
+        lines.extend(spec.extra_vm_args)
         return "\n".join(lines) + "\n"
 
     def _app_config(self) -> str:
