@@ -52,12 +52,16 @@ $(VENV)/.agent-installed: pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
 	touch $@
 
-# The demo node is named like MongooseIM's default (mongooseim@<host>); demo.py writes
-# .demo/agent.toml pointing the agent at it and its listeners; faults.py says what to try.
+# The demo cluster: three stand-in nodes in one mnesia cluster, named like MongooseIM's
+# default (mongooseim@<host>, mongooseim2@, mongooseim3@; DEMO_SNAME changes the stem);
+# demo.py writes .demo/agent.toml pointing the agent at the first one and its listeners;
+# faults.py says what to try.
+DEMO_SNAME ?= mongooseim
+DEMO_ARGS = --sname $(DEMO_SNAME)
 demo: demo-deps $(VENV)/.agent-installed
-	@$(BIN)/python -m tests.mim_node.demo start
+	@$(BIN)/python -m tests.mim_node.demo start $(DEMO_ARGS)
 	@$(BIN)/python -m tests.mim_node.faults guide --listen $(DEMO_LISTEN)
-	@trap '$(BIN)/python -m tests.mim_node.demo stop' EXIT; \
+	@trap '$(BIN)/python -m tests.mim_node.demo stop $(DEMO_ARGS)' EXIT; \
 	echo "agent: http://$(DEMO_LISTEN)/  metrics: http://$(DEMO_LISTEN)/metrics  (Ctrl-C stops both)"; \
 	$(BIN)/mongooseim-agent --config .demo/agent.toml --web.listen-address $(DEMO_LISTEN) \
 	  --log.format console
@@ -66,13 +70,13 @@ demo: demo-deps $(VENV)/.agent-installed
 demo-fault:
 	@test -n "$(FAULT)" || { echo "usage: make demo-fault FAULT=emfile|listener|peer|cookie" \
 	  "(FAULT=NAME-off undoes one; make demo-recover undoes all)"; exit 2; }
-	@$(BIN)/python -m tests.mim_node.faults $(FAULT)
+	@$(BIN)/python -m tests.mim_node.faults $(FAULT) $(DEMO_ARGS)
 
 demo-recover:
-	@$(BIN)/python -m tests.mim_node.faults recover
+	@$(BIN)/python -m tests.mim_node.faults recover $(DEMO_ARGS)
 
 demo-stop:
-	$(BIN)/python -m tests.mim_node.demo stop
+	$(BIN)/python -m tests.mim_node.demo stop $(DEMO_ARGS)
 
 lint: setup
 	$(BIN)/ruff check agent tests bench exporters
@@ -95,6 +99,7 @@ bench: setup
 	$(BIN)/python bench/listener_connections.py
 	$(BIN)/python bench/node_ready.py
 	$(BIN)/python bench/alert_soak.py
+	$(BIN)/python bench/cluster_scale.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -421,7 +421,8 @@ class Config(_Section):
 
 
 _TYPE_REPR = re.compile(r" for <class '[^']*'>")
-_SECRET_KEYS = frozenset({"cookie", "password", "secret"})
+# A URL may carry credentials (user:password@host): never echoed either.
+_SECRET_KEYS = frozenset({"cookie", "password", "secret", "url"})
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

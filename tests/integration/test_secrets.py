@@ -58,9 +58,12 @@ def test_cookie_never_leaks(tmp_path: Path, cookie_source: str) -> None:
             f'peers = ["{node.node_name}x"]\n'
         )
         agent = AgentProcess(config, extra_args=["--log.level", "debug"])
+        # dist_auth_success: a handshake got its answer (a first run that timed out under
+        # load has none), so vm_ports is there exactly when the cookie is right.
         series = agent.poll_metrics(
             lambda s: value(s, "mongooseim_agent_collector_success", collector="vm") == 1
             and value(s, "mongooseim_agent_collector_success", collector="probes") == 1
+            and value(s, "mongooseim_dist_auth_success") is not None
         )
         got = value(series, "mongooseim_vm_ports")
         assert (got is not None) == (cookie_source == "setcookie")

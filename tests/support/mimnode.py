@@ -721,9 +721,13 @@ def start_nodes(nodes: Iterable[MimNode], timeout: float = 30.0) -> None:
 def form_cluster(nodes: Sequence[MimNode], timeout: float = 60.0) -> None:
     """Join every node to the first one's mnesia cluster through the stand-in
     `mongooseimctl join_cluster -f`, one at a time as the guide does; each ends with a disc
-    copy of the schema."""
+    copy of the schema. Nodes already running in the first one's cluster are left alone."""
     seed = nodes[0]
+    members = set(seed.running_db_nodes())
     for node in nodes[1:]:
+        if node.node_name in members:
+            # Restarted from its disc schema: it rejoined on its own.
+            continue
         done = node.ctl("join_cluster", "-f", seed.node_name, timeout=timeout)
         if done.returncode != 0:
             raise MimNodeError(f"join_cluster {node.node_name} -> {seed.node_name}: "

@@ -21,6 +21,7 @@ from mongooseim_agent.metrics import MetricSpec, gauge
 from mongooseim_agent.mongooseim.ctl import CtlClient, RunCtl, run_subprocess
 from mongooseim_agent.mongooseim.graphql import GraphqlClient, Post, aiohttp_post
 from mongooseim_agent.mongooseim.membership import (
+    MAX_MEMBERS,
     CetsState,
     CetsView,
     Membership,
@@ -175,7 +176,10 @@ class ClusterCollector:
                           {"source": membership.source.value})]
         checks = [self._source_check(membership.source, tried)]
         members, running = _members_and_running(mnesia, cets, own)
-        self._seen.update(members)
+        # Bounded like a reply: members coming and going under new names (autoscaling)
+        # must not grow the series without end.
+        if len(self._seen) < MAX_MEMBERS:
+            self._seen.update(members)
         expected = self._settings.expected_members or tuple(sorted(self._seen))
         known = sorted(set(members) | set(expected))
         if mnesia is not None:
