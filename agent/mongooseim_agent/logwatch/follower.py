@@ -233,14 +233,15 @@ class Follower:
     def _update_superseded(self, listing: Listing) -> None:
         """Which files nobody writes any more; decided after reading, used by the next poll
         (a wrap file being reused is the newest once reused, but was superseded before).
-        The newest file of a family is the one modified last; on a tie (`cp log log.1 &&
-        : > log` within one clock tick) the one named like the family itself."""
-        newest: dict[str, tuple[int, bool]] = {}
+        The newest file of a family is the one modified last; on a tie within one clock
+        tick (`cp log log.1 && : > log`; disk_log filling .2 and starting .3) the one named
+        like the family itself, then the one whose current content was seen to begin last."""
+        newest: dict[str, tuple[int, bool, float]] = {}
         for t in self._files:
             found = listing.plain.get(t.fid)
             if found is not None and t.role is not Role.COPY:
                 fam = family(found.path)
-                key = (found.mtime_ns, found.path == fam)
+                key = (found.mtime_ns, found.path == fam, t.added_at)
                 newest[fam] = max(newest.get(fam, key), key)
         for t in self._files:
             found = listing.plain.get(t.fid)
@@ -250,7 +251,7 @@ class Follower:
                 t.superseded = True
                 continue
             fam = family(found.path)
-            t.superseded = (found.mtime_ns, found.path == fam) < newest[fam]
+            t.superseded = (found.mtime_ns, found.path == fam, t.added_at) < newest[fam]
 
     # ---- new files -----------------------------------------------------------------------
 
