@@ -142,7 +142,9 @@ def test_demo_config_lets_log_faults_recover_within_a_minute(tmp_path: Path) -> 
     from mongooseim_agent.config import load_config
     from tests.mim_node import demo as demo_script
 
-    demo_script._write_agent_config(tmp_path, "mongooseim@localhost", {"c2s": 5222})
+    members = ["mongooseim@localhost", "mongooseim2@localhost"]
+    demo_script._write_agent_config(tmp_path, "mongooseim@localhost", {"c2s": 5222}, members)
     config = load_config(tmp_path / "agent.toml")
     assert config.logs.match_window == 60
     assert config.node.name == "mongooseim@localhost"
+    assert config.cluster.expected_members == tuple(members)
