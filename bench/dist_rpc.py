@@ -31,7 +31,7 @@ from pathlib import Path
 from mongooseim_agent.erlang.connection import Query
 from mongooseim_agent.erlang.dist import DistClient, DistSettings, connect
 from mongooseim_agent.erlang.epmd import EpmdClient
-from mongooseim_agent.secret import Secret
+from mongooseim_agent.erlang.secret import Secret
 
 
 def free_port() -> int:

@@ -6,8 +6,6 @@ import logging
 import sys
 from typing import Literal, TextIO
 
-import structlog
-
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -16,6 +14,10 @@ def default_format(stream: TextIO) -> Literal["json", "console"]:
 
 
 def configure(level: str = "info", fmt: str | None = None, stream: TextIO = sys.stderr) -> None:
+    # Imported here, not at the top: `--version` and `--help` build the parser (which
+    # needs LEVELS) and never log.
+    import structlog  # noqa: PLC0415 - lazily, see above
+
     renderer: structlog.typing.Processor
     chosen = fmt or default_format(stream)
     if chosen == "json":

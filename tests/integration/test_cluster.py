@@ -21,10 +21,10 @@ from mongooseim_agent.collectors.cluster import ClusterCollector
 from mongooseim_agent.collectors.probes import ProbesCollector
 from mongooseim_agent.config import ClusterSection, ProbesSection
 from mongooseim_agent.erlang.dist import DistSettings
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.membership import view_hash
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
-from mongooseim_agent.secret import Secret
 from mongooseim_agent.snapshot import Snapshot, Status
 from tests.support.agentproc import AgentProcess, Series, value
 from tests.support.mimnode import (

@@ -20,8 +20,8 @@ from mongooseim_agent.collectors.probes import ProbesCollector
 from mongooseim_agent.config import ProbesSection
 from mongooseim_agent.erlang.connection import Query
 from mongooseim_agent.erlang.etf import Atom, Term
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.node import NodeProcess
-from mongooseim_agent.secret import Secret
 from mongooseim_agent.snapshot import Status
 from tests.support.agentproc import AgentProcess, value
 

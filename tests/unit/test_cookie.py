@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from mongooseim_agent.erlang.cookie import CookieUnavailable, parse_cookie, read_cookie_file
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.cookie import expand_cookie_path, resolve_cookie
 from mongooseim_agent.mongooseim.node import NodeProcess
-from mongooseim_agent.secret import Secret
 
 COOKIE = "Zq7cookieValue"
 

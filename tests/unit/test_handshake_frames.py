@@ -9,7 +9,7 @@ import pytest
 
 from mongooseim_agent.erlang import handshake as hs
 from mongooseim_agent.erlang.errors import CookieRejected, HandshakeFailed
-from mongooseim_agent.secret import Secret
+from mongooseim_agent.erlang.secret import Secret
 
 COOKIE = Secret("unit-test-cookie")
 

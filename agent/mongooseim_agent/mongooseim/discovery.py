@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mongooseim_agent import procfs
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.vmargs import (
     VmArgs,
@@ -21,7 +22,6 @@ from mongooseim_agent.mongooseim.vmargs import (
     parse_vm_args_file,
     release_root_from_args,
 )
-from mongooseim_agent.secret import Secret
 
 BEAM_COMMS = frozenset({"beam.smp", "beam"})
 

@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.ctl import (
     MAX_OUTPUT,
     describe_errors,
@@ -32,7 +31,6 @@ from mongooseim_agent.mongooseim.membership import (
     Source,
     member_names,
 )
-from mongooseim_agent.secret import Secret
 
 STATUS_QUERY = "{ server { status { statusCode message version } } }"
 MNESIA_QUERY = (
@@ -138,6 +136,10 @@ class GraphqlUnavailable(MembershipError):
 async def aiohttp_post(
     url: str, body: bytes, headers: Mapping[str, str], time_limit: float
 ) -> tuple[int, bytes]:
+    # Imported here: the one-shot commands (audit, check) read membership through this
+    # module but usually not over HTTP, and aiohttp costs them ~0.15 s of start-up.
+    import aiohttp  # noqa: PLC0415 - lazily, see above
+
     timeout = aiohttp.ClientTimeout(total=time_limit)
     try:
         async with (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mongooseim_agent.secret import Secret
+from mongooseim_agent.erlang.secret import Secret
 
 
 @dataclass(frozen=True, slots=True)

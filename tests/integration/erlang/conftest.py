@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mongooseim_agent.secret import Secret
+from mongooseim_agent.erlang.secret import Secret
 from tests.integration.erlang.erlnodes import Epmd, ErlNode, NodeSpec, free_port, new_cookie, unique
 from tests.support.require import require_binary
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mongooseim_agent.erlang import etf
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.node import NodeProcess
-from mongooseim_agent.secret import Secret
 
 START_TIMEOUT = 20.0
 EVAL_TIMEOUT = 10.0

@@ -21,9 +21,9 @@ from mongooseim_agent.erlang.errors import (
     NodeNotRegistered,
 )
 from mongooseim_agent.erlang.etf import Atom
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.cookie import resolve_cookie
 from mongooseim_agent.mongooseim.nodelink import NodeLink
-from mongooseim_agent.secret import Secret
 from tests.integration.erlang.erlnodes import (
     Epmd,
     ErlNode,

@@ -13,9 +13,9 @@ from mongooseim_agent.collectors.probes import METRICS, ProbesCollector
 from mongooseim_agent.config import ProbesSection
 from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.dist import DistSettings
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
-from mongooseim_agent.secret import Secret
 from mongooseim_agent.snapshot import Snapshot, Status
 from tests.integration.erlang.erlnodes import (
     Epmd,

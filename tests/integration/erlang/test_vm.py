@@ -9,9 +9,9 @@ import pytest
 from mongooseim_agent.collectors.vm import METRICS, VmCollector
 from mongooseim_agent.config import VmSection
 from mongooseim_agent.erlang.dist import DistSettings
+from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
-from mongooseim_agent.secret import Secret
 from mongooseim_agent.snapshot import Status
 from tests.integration.erlang.erlnodes import (
     Epmd,
