@@ -8,8 +8,9 @@ connection, so fixing a cookie file takes effect on the next poll without a rest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from mongooseim_agent.erlang.connection import Query
@@ -56,6 +57,8 @@ class NodeLink:
         self._client: DistClient | None = None
         self._identity: tuple[str, int, int] | None = None
         self._lock = asyncio.Lock()
+        # Per peer: the lock that orders our handshakes with it, and how many hold or wait.
+        self._peer_turns: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def call(self, query: Query, time_limit: float) -> Term:
         """One allow-listed call on the current node.
@@ -70,12 +73,33 @@ class NodeLink:
         return await asyncio.to_thread(self._resolve, self.node(), self._cookie_file)
 
     async def check_peer(self, peer: str, *, address: str | None = None) -> None:
-        """Handshake with a cluster peer using our cookie, then hang up."""
+        """Handshake with a cluster peer using our cookie, then hang up.
+
+        One handshake per peer at a time: the probes and the audit both check peers, and a
+        node that is mid-handshake with one of our names drops a second attempt from it
+        before the challenge ("peer closed the connection"), which would hide its verdict
+        on our cookie (a rejection read as unreachable).
+        """
         node = self.node()
         client_host = split_node_name(node.name)[1] if node is not None else None
         cookie = await self.cookie()
-        await check_auth(peer, cookie, client_host=client_host, address=address,
-                         settings=self.settings, open_connection=self._open)
+        async with self._peer_turn(peer):
+            await check_auth(peer, cookie, client_host=client_host, address=address,
+                             settings=self.settings, open_connection=self._open)
+
+    @contextlib.asynccontextmanager
+    async def _peer_turn(self, peer: str) -> AsyncIterator[None]:
+        lock, users = self._peer_turns.get(peer, (asyncio.Lock(), 0))
+        self._peer_turns[peer] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._peer_turns[peer]
+            if users == 1:
+                del self._peer_turns[peer]  # no entry left behind for a peer gone for good
+            else:
+                self._peer_turns[peer] = (lock, users - 1)
 
     async def close(self) -> None:
         async with self._lock:
