@@ -13,6 +13,7 @@ from mongooseim_agent.collectors.probes import METRICS, ProbesCollector
 from mongooseim_agent.config import ProbesSection
 from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.dist import DistSettings
+from mongooseim_agent.erlang.errors import CookieRejected, WireError
 from mongooseim_agent.erlang.secret import Secret
 from mongooseim_agent.mongooseim.node import NodeProcess
 from mongooseim_agent.mongooseim.nodelink import NodeLink
@@ -28,7 +29,11 @@ from tests.integration.erlang.erlnodes import (
 
 pytestmark = pytest.mark.integration
 
-PROBE_TIMEOUT = 0.5
+# What a probe that gets an answer may take: the first handshake and RPC to a node on a loaded
+# 2-core machine can take seconds (0.5 s lost node_a's nodes() listing, and with it node_a2).
+# Probes meant to stall (a frozen epmd or peer) use STALL_TIMEOUT instead.
+PROBE_TIMEOUT = 10.0
+STALL_TIMEOUT = 0.5
 
 
 def values(snapshot: Snapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -58,15 +63,16 @@ async def listener() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-def link_for(node: NodeProcess | None, epmd_port: int, **kwargs: object) -> NodeLink:
+def link_for(node: NodeProcess | None, epmd_port: int, timeout: float = PROBE_TIMEOUT,
+             **kwargs: object) -> NodeLink:
     return NodeLink(lambda: node,
-                    settings=DistSettings(epmd_port=epmd_port, connect_timeout=PROBE_TIMEOUT),
+                    settings=DistSettings(epmd_port=epmd_port, connect_timeout=timeout),
                     **kwargs)  # type: ignore[arg-type]
 
 
-def section(epmd_port: int, listeners: dict[str, str], peers: tuple[str, ...] = ()) \
-        -> ProbesSection:
-    return ProbesSection(interval=5, timeout=PROBE_TIMEOUT, epmd_port=epmd_port,
+def section(epmd_port: int, listeners: dict[str, str], peers: tuple[str, ...] = (),
+            timeout: float = PROBE_TIMEOUT) -> ProbesSection:
+    return ProbesSection(interval=30, timeout=timeout, epmd_port=epmd_port,
                          listeners=listeners, peers=peers)
 
 
@@ -182,19 +188,26 @@ async def test_frozen_epmd_and_frozen_peer(epmd: Epmd, node_a: ErlNode, fresh_no
     """Ports that accept and never answer: a wedged epmd, a wedged peer VM. Each probe
     ends at its timeout with the right state, and the next run sees them recovered."""
     wedged_epmd = Epmd(erl_workdir)
-    wedged_link = link_for(node_a.process(), wedged_epmd.port)
-    cluster_link = link_for(node_a.process(), epmd.port)
-    wedged = ProbesCollector(section(wedged_epmd.port, {}), wedged_link)
-    cluster = ProbesCollector(section(epmd.port, {}, peers=(fresh_node.name,)), cluster_link)
+    # While frozen the probes stall (a short timeout); after the thaw they must get answers,
+    # which on a loaded machine takes the generous one.
+    links = [link_for(node_a.process(), wedged_epmd.port, STALL_TIMEOUT),
+             link_for(node_a.process(), epmd.port, STALL_TIMEOUT),
+             link_for(node_a.process(), wedged_epmd.port),
+             link_for(node_a.process(), epmd.port)]
+    wedged = ProbesCollector(section(wedged_epmd.port, {}, timeout=STALL_TIMEOUT), links[0])
+    cluster = ProbesCollector(section(epmd.port, {}, peers=(fresh_node.name,),
+                                      timeout=STALL_TIMEOUT), links[1])
+    thawed_epmd = ProbesCollector(section(wedged_epmd.port, {}), links[2])
+    thawed = ProbesCollector(section(epmd.port, {}, peers=(fresh_node.name,)), links[3])
     try:
         with frozen(wedged_epmd.pid), frozen(fresh_node.pid):
             during_epmd = await collect_in_time(wedged)
             during_peer = await collect_in_time(cluster)
-        after = await collect_in_time(cluster)
-        after_epmd = await collect_in_time(wedged)
+        after = await collect_in_time(thawed)
+        after_epmd = await collect_in_time(thawed_epmd)
     finally:
-        await wedged_link.close()
-        await cluster_link.close()
+        for link in links:
+            await link.close()
         wedged_epmd.stop()
     assert value(during_epmd, "mongooseim_epmd_up") == 0
     assert "no answer" in check(during_epmd, "epmd")[1]
@@ -224,3 +237,29 @@ async def test_no_node_and_no_cookie(epmd: Epmd, node_a: ErlNode, listener: int)
     assert value(snapshot, "mongooseim_cluster_peer_up", peer=node_a.name, check="dist") == 1
     assert value(snapshot, "mongooseim_cluster_peer_up", peer=node_a.name, check="auth") is None
     assert {c.name for c in snapshot.checks} == {"listener_c2s", "epmd", "cluster_peers"}
+
+
+async def test_concurrent_peer_checks_all_see_the_cookie_rejection(
+    epmd: Epmd, node_a: ErlNode, node_c: ErlNode
+) -> None:
+    """The probes and the audit check the same peers at the same moment (at start-up, on
+    every aligned run): each must read node_c's verdict on our cookie, a rejection. Without
+    one handshake per peer at a time, node_c dropped the later attempts before its challenge
+    and the audit reported the peer as unreachable instead of its cookie as wrong."""
+    link = link_for(node_a.process(), epmd.port)
+
+    async def verdict() -> str:
+        try:
+            await link.check_peer(node_c.name)
+        except CookieRejected:
+            return "rejected"
+        except WireError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "accepted"
+
+    try:
+        for _ in range(3):
+            assert await asyncio.gather(*(verdict() for _ in range(4))) == ["rejected"] * 4
+    finally:
+        await link.close()
+    assert link._peer_turns == {}  # nothing kept per peer once done
