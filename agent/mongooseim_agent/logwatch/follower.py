@@ -445,7 +445,7 @@ class Follower:
             if (t.copy_of == exclude or (t.role is Role.PENDING and self._holds(t, fp, p))
                     or self._rewritten_as_copy(t, fp, exclude, p)):
                 self._log.debug("finishing from a copy", path=t.path, offset=offset)
-                t.follow(LineStream(self._plan, min(offset, t.size), skipping))
+                t.follow(LineStream(self._plan, min(offset, _size_now(t)), skipping))
                 p.claimed.add(t.fid)
                 self._advance(t, p)
                 return True
@@ -551,4 +551,17 @@ class Follower:
         for other in self._files:
             if other.copy_of == t.fid:
                 # A copy of a file read to its end holds nothing new up to that end.
-                other.follow(LineStream(self._plan, min(t.stream.consumed, other.size)))
+                other.follow(LineStream(self._plan, min(t.stream.consumed,
+                                                        _size_now(other))))
+
+
+def _size_now(t: Tracked) -> int:
+    """A copy's size now: one still being written when last looked at (a slow copytruncate
+    of a big file) has grown since, and resuming it at that stale size would read again
+    what was already counted from the original."""
+    if t.fd is not None:
+        try:
+            return max(t.size, os.fstat(t.fd).st_size)
+        except OSError:
+            pass
+    return t.size
