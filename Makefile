@@ -96,6 +96,7 @@ bench: setup
 	$(BIN)/python bench/dist_rpc.py
 	$(BIN)/python bench/log_scan.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/listener_connections.py
 	$(BIN)/python bench/node_ready.py
 	$(BIN)/python bench/alert_soak.py
