@@ -277,6 +277,19 @@ class LogsSection(_Section):
         return value
 
 
+class WebSection(_Section):
+    """The HTTP server's bounds (TLS and basic auth live in --web.config.file)."""
+
+    # A request's headers (and a TLS handshake) must arrive within this of their first byte.
+    header_timeout: Duration = 10.0
+    # An idle keep-alive connection is closed after this.
+    idle_timeout: Duration = 60.0
+    # Open HTTP connections at most; also kept fd_reserve below the agent's nofile limit.
+    max_connections: int = Field(default=512, ge=1, le=1_000_000)
+    # File descriptors kept free for the collectors, whatever the HTTP clients do.
+    fd_reserve: int = Field(default=256, ge=16, le=1_000_000)
+
+
 class LoadBalancerSection(_PeriodicSection):
     """What /node/ready and the HAProxy agent-check answer, and the collector behind them."""
 
@@ -309,6 +322,10 @@ class LoadBalancerSection(_PeriodicSection):
     weight_by_fd_headroom: bool = False
     # fd use (open / soft limit) above which the weight starts to fall; at the limit: 1%.
     weight_fd_start_ratio: float = Field(default=0.5, ge=0.0, lt=1.0)
+    # /node/ready answers without basic auth (TLS still applies), for load balancers that
+    # cannot authenticate (web config). Anyone who reaches the port then sees the verdict
+    # and its reasons.
+    node_ready_without_auth: bool = False
 
     @field_validator("agent_check_address")
     @classmethod
@@ -415,6 +432,7 @@ class Config(_Section):
     probes: ProbesSection = ProbesSection()
     vm: VmSection = VmSection()
     logs: LogsSection = LogsSection()
+    web: WebSection = WebSection()
     load_balancer: LoadBalancerSection = LoadBalancerSection()
     audit: AuditSection = AuditSection()
     cluster: ClusterSection = ClusterSection()

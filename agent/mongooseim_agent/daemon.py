@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import resource
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +23,15 @@ from mongooseim_agent.config import Config, ConfigError, load_config
 from mongooseim_agent.exposition import StoreCollector, agent_samples
 from mongooseim_agent.history import History
 from mongooseim_agent.http import ListenAddress, WebApp, bind
+from mongooseim_agent.httpguard import ConnectionGuard, GuardedSite, connection_cap, http_samples
 from mongooseim_agent.landing import LandingPage
 from mongooseim_agent.loadbalancer.agentcheck import AgentCheckServer, agent_reply, store_weight
 from mongooseim_agent.loadbalancer.readiness import STARTING, ReadinessPolicy, Schedule, Verdict
 from mongooseim_agent.runner import CollectorRunner
 from mongooseim_agent.snapshot import Sample
 from mongooseim_agent.store import Store
+from mongooseim_agent.webauth import WebAuth
+from mongooseim_agent.webconfig import WebConfigSource
 
 CollectorFactory = Callable[[Config], Assembly]
 
@@ -61,6 +65,8 @@ class Daemon:
         listen: list[ListenAddress],
         factory: CollectorFactory = default_assembly,
         wall: Callable[[], float] = time.time,
+        *,
+        web_config: WebConfigSource | None = None,
     ) -> None:
         self._config_path = config_path
         self._listen = listen
@@ -79,6 +85,18 @@ class Daemon:
                                    configured_node=lambda: self.config.node.name, clock=wall)
         self.bound: list[tuple[str, int]] = []
         self.agent_check = AgentCheckServer(self._agent_check_reply)
+        source = web_config or WebConfigSource(None)
+        source.on_change = self._store.touch
+        bounds = config.web
+        self._guard = ConnectionGuard(
+            source,
+            connection_cap(
+                bounds.max_connections, bounds.fd_reserve,
+                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            ),
+            bounds.header_timeout,
+        )
+        self._auth = WebAuth(source, exempt=self._exempt_from_auth)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StoreCollector(contract(), self._samples))
         ProcessCollector(registry=self.registry)
@@ -120,6 +138,10 @@ class Daemon:
         yield Sample(
             "mongooseim_agent_config_last_reload_success_timestamp_seconds", self._reload_time
         )
+        yield from http_samples(self._guard, self._auth.failures, self._auth.rate_limited)
+
+    def _exempt_from_auth(self, path: str) -> bool:
+        return path == "/node/ready" and self.config.load_balancer.node_ready_without_auth
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -139,12 +161,14 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        app = WebApp(self._store, self.registry, self.readiness, self.started,
+                     landing=self.landing).build()
+        self._auth.install(app)
         runner = web.AppRunner(
-            WebApp(self._store, self.registry, self.readiness, self.started,
-                   landing=self.landing).build(),
-            access_log=None,
+            app, access_log=None, keepalive_timeout=self.config.web.idle_timeout
         )
         await runner.setup()
+        loop.set_exception_handler(self._guard.exception_handler)
         try:
             await self._start_sites(runner)
             beacon = asyncio.create_task(self._beacon.run(), name="beacon")
@@ -167,6 +191,7 @@ class Daemon:
             await self.agent_check.close()
             await self._stop_generation()
             await runner.cleanup()
+            loop.set_exception_handler(None)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
@@ -174,11 +199,12 @@ class Daemon:
         # Binding here, not in aiohttp, gives the real port of ":0" and fails before serving.
         sockets = [bind(address) for address in self._listen]
         for sock in sockets:
-            await web.SockSite(runner, sock).start()
+            await GuardedSite(runner, sock, self._guard).start()
             host, port = sock.getsockname()[:2]
             self.bound.append((host, port))
             self._log.info(
-                "listening", address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                "listening", address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                tls=self._guard.source.tls, max_connections=self._guard.cap,
             )
 
     async def _start_generation(self, config: Config) -> None:

@@ -63,6 +63,30 @@ AGENT_METRICS: tuple[MetricSpec, ...] = (
           "1 while the node is drained (mongooseim-agent drain): /node/ready answers 503."),
     gauge("mongooseim_node_drained_since_timestamp_seconds",
           "When the node was drained (Unix seconds); 0 while it is not."),
+    gauge("mongooseim_agent_http_connections", "HTTP connections open to the agent."),
+    gauge(
+        "mongooseim_agent_http_connections_max",
+        "HTTP connections allowed at once ([web] max_connections, below nofile - fd_reserve).",
+    ),
+    counter(
+        "mongooseim_agent_http_connections_closed_total",
+        "HTTP connections closed by the agent's defences, by reason (header_timeout, evicted, "
+        "refused, tls_handshake_failed).",
+        "reason",
+    ),
+    counter(
+        "mongooseim_agent_http_accept_errors_total",
+        "accept() failures on the HTTP listeners (EMFILE, ENFILE, ENOBUFS, ENOMEM).",
+    ),
+    counter(
+        "mongooseim_agent_http_requests_refused_total",
+        "HTTP requests refused by the web config, by reason (unauthorized, rate_limited).",
+        "reason",
+    ),
+    gauge(
+        "mongooseim_agent_web_config_reload_success",
+        "1 if the web config file (--web.config.file) last loaded, 0 if a change was refused.",
+    ),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import structlog
 
@@ -13,6 +14,8 @@ from mongooseim_agent.commands.base import Command
 from mongooseim_agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from mongooseim_agent.daemon import Daemon
 from mongooseim_agent.http import ListenAddress, parse_listen_address
+from mongooseim_agent.httpguard import raise_nofile_limit
+from mongooseim_agent.webconfig import WebConfigError, WebConfigSource
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +25,14 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="ADDR",
         help="address to serve /metrics on, host:port or :port; repeatable (default :9925)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="FILE",
+        help="Prometheus exporter-toolkit web config (TLS, basic auth, headers); re-read "
+        "when it or a certificate it names changes",
     )
 
 
@@ -39,8 +50,18 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mongooseim-agent: config error: {exc}", file=sys.stderr)
         return 2
-    log.info("starting", version=__version__, config=str(args.config or DEFAULT_CONFIG_PATH))
-    daemon = Daemon(config, args.config, listen)
+    web_config = WebConfigSource(args.web_config_file)
+    try:
+        web_config.load()
+    except WebConfigError as exc:
+        print(f"mongooseim-agent: web config error: {exc}", file=sys.stderr)
+        return 2
+    before, after = raise_nofile_limit()
+    log.info(
+        "starting", version=__version__, config=str(args.config or DEFAULT_CONFIG_PATH),
+        nofile=after, nofile_raised_from=before if before != after else None,
+    )
+    daemon = Daemon(config, args.config, listen, web_config=web_config)
     try:
         asyncio.run(daemon.run())
     except OSError as exc:
