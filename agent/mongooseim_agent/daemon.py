@@ -28,6 +28,7 @@ from mongooseim_agent.landing import LandingPage
 from mongooseim_agent.loadbalancer.agentcheck import AgentCheckServer, agent_reply, store_weight
 from mongooseim_agent.loadbalancer.readiness import STARTING, ReadinessPolicy, Schedule, Verdict
 from mongooseim_agent.runner import CollectorRunner
+from mongooseim_agent.sdnotify import Notifier, Supervision
 from mongooseim_agent.snapshot import Sample
 from mongooseim_agent.store import Store
 from mongooseim_agent.webauth import WebAuth
@@ -67,6 +68,8 @@ class Daemon:
         wall: Callable[[], float] = time.time,
         *,
         web_config: WebConfigSource | None = None,
+        notifier: Notifier | None = None,
+        watchdog: float | None = None,
     ) -> None:
         self._config_path = config_path
         self._listen = listen
@@ -97,6 +100,10 @@ class Daemon:
             bounds.header_timeout,
         )
         self._auth = WebAuth(source, exempt=self._exempt_from_auth)
+        self._notifier = notifier or Notifier(None)
+        self._supervision = Supervision(
+            self._notifier, self.started, self.status_line, self._progress, watchdog
+        )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StoreCollector(contract(), self._samples))
         ProcessCollector(registry=self.registry)
@@ -140,6 +147,20 @@ class Daemon:
         )
         yield from http_samples(self._guard, self._auth.failures, self._auth.rate_limited)
 
+    def status_line(self) -> str:
+        """systemd's STATUS=: the verdict and the collectors, on one line."""
+        verdict = self.readiness()
+        snapshots = list(self._store)
+        ok = sum(1 for snap in snapshots if snap.ok)
+        failing = sorted(snap.collector for snap in snapshots if not snap.ok)
+        head = "node ready" if verdict.ready else "node NOT ready: " + "; ".join(verdict.reasons)
+        tail = f" (failing: {', '.join(failing)})" if failing else ""
+        return f"{head}; {ok}/{len(snapshots)} collectors ok{tail}"
+
+    def _progress(self) -> tuple[tuple[str, float], ...]:
+        """Changes whenever any collector completes a run (the watchdog's evidence)."""
+        return tuple((snap.collector, snap.timestamp) for snap in self._store)
+
     def _exempt_from_auth(self, path: str) -> bool:
         return path == "/node/ready" and self.config.load_balancer.node_ready_without_auth
 
@@ -176,8 +197,10 @@ class Daemon:
                                           name="history")
             await self._start_generation(self._generation.config)
             await self.agent_check.apply(self.config.load_balancer)
+            supervision = asyncio.create_task(self._supervision.run(), name="sd-notify")
             await self._stop.wait()
-            for task in (beacon, history):
+            self._notifier.stopping()
+            for task in (supervision, beacon, history):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -191,6 +214,7 @@ class Daemon:
             await self.agent_check.close()
             await self._stop_generation()
             await runner.cleanup()
+            self._notifier.close()
             loop.set_exception_handler(None)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -248,7 +272,17 @@ class Daemon:
         generation.tasks.clear()
 
     async def reload(self) -> bool:
-        """Re-read the config; a bad one is refused and the running one kept."""
+        """Re-read the config; a bad one is refused and the running one kept.
+
+        systemd hears RELOADING=1 before and READY=1 after, either way.
+        """
+        self._notifier.reloading()
+        try:
+            return await self._reload()
+        finally:
+            self._notifier.ready(self.status_line())
+
+    async def _reload(self) -> bool:
         async with self._reload_lock:
             if self._stop.is_set():
                 return False

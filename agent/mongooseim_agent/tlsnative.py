@@ -31,10 +31,6 @@ def _accept_any(preverify_ok: int, store: int | None) -> int:
     return 1
 
 
-# Kept for the process's lifetime: OpenSSL holds the function pointer.
-_ACCEPT_ANY = _VERIFY_CALLBACK(_accept_any)
-
-
 def _libssl() -> Any:
     # dlsym on the _ssl extension's handle finds the libssl it was linked against.
     return ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
@@ -69,7 +65,10 @@ def request_unverified_client_cert(context: ssl.SSLContext, require: bool) -> No
     mode = _SSL_VERIFY_PEER | (_SSL_VERIFY_FAIL_IF_NO_PEER_CERT if require else 0)
     lib.SSL_CTX_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, _VERIFY_CALLBACK]
     lib.SSL_CTX_set_verify.restype = None
-    lib.SSL_CTX_set_verify(pointer, mode, _ACCEPT_ANY)
+    callback = _VERIFY_CALLBACK(_accept_any)
+    lib.SSL_CTX_set_verify(pointer, mode, callback)
+    # OpenSSL keeps the function pointer: the callback lives as long as the context.
+    setattr(context, "_mongooseim_agent_verify_callback", callback)  # noqa: B010
     if lib.SSL_CTX_get_verify_mode(pointer) != mode:
         raise NativeTLSError("could not set the client certificate mode")
 

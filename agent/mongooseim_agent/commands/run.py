@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mongooseim_agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_confi
 from mongooseim_agent.daemon import Daemon
 from mongooseim_agent.http import ListenAddress, parse_listen_address
 from mongooseim_agent.httpguard import raise_nofile_limit
+from mongooseim_agent.sdnotify import Notifier, watchdog_seconds
 from mongooseim_agent.webconfig import WebConfigError, WebConfigSource
 
 
@@ -61,7 +63,10 @@ def _run(args: argparse.Namespace) -> int:
         "starting", version=__version__, config=str(args.config or DEFAULT_CONFIG_PATH),
         nofile=after, nofile_raised_from=before if before != after else None,
     )
-    daemon = Daemon(config, args.config, listen, web_config=web_config)
+    daemon = Daemon(
+        config, args.config, listen, web_config=web_config,
+        notifier=Notifier.from_env(), watchdog=watchdog_seconds(os.environ, os.getpid()),
+    )
     try:
         asyncio.run(daemon.run())
     except OSError as exc:
