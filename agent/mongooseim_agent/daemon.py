@@ -274,13 +274,16 @@ class Daemon:
     async def reload(self) -> bool:
         """Re-read the config; a bad one is refused and the running one kept.
 
-        systemd hears RELOADING=1 before and READY=1 after, either way.
+        systemd hears RELOADING=1 before and READY=1 after, either way (not once stopping).
         """
+        if self._stop.is_set():
+            return False
         self._notifier.reloading()
         try:
             return await self._reload()
         finally:
-            self._notifier.ready(self.status_line())
+            if not self._stop.is_set():
+                self._notifier.ready(self.status_line())
 
     async def _reload(self) -> bool:
         async with self._reload_lock:
