@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mongooseim_agent.config import ClusterSection
+from mongooseim_agent.credentials import credential_path
 from mongooseim_agent.erlang.connection import Query, reply_nodes
 from mongooseim_agent.erlang.cookie import CookieUnavailable
 from mongooseim_agent.erlang.errors import RpcError, WireError
@@ -85,7 +86,8 @@ class ClusterCollector:
         self._release_root = release_root
         self._graphql = (
             GraphqlClient(settings.graphql_url, user=settings.graphql_user,
-                          password_file=settings.graphql_password_file,
+                          password_file=(credential_path(settings.graphql_password_file)
+                                         if settings.graphql_password_file else None),
                           host=settings.graphql_host, post=post)
             if settings.graphql_url is not None else None
         )
