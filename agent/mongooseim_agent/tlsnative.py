@@ -32,8 +32,9 @@ def _accept_any(preverify_ok: int, store: int | None) -> int:
 
 
 def _libssl() -> Any:
-    # dlsym on the _ssl extension's handle finds the libssl it was linked against.
-    return ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+    # dlsym on the _ssl extension's handle finds the libssl it was linked against; an
+    # interpreter with _ssl built in has OpenSSL's symbols in the executable itself.
+    return ctypes.CDLL(getattr(ssl._ssl, "__file__", None))  # type: ignore[attr-defined]
 
 
 def _as_python_mode(mode: int) -> ssl.VerifyMode:
@@ -47,6 +48,8 @@ def _ctx_pointer(context: ssl.SSLContext, lib: Any) -> int:
     pointer = ctypes.c_void_p.from_address(address).value
     if not pointer:
         raise NativeTLSError("cannot reach OpenSSL's SSL_CTX from Python")
+    if not hasattr(lib, "SSL_CTX_get_verify_mode"):
+        raise NativeTLSError("OpenSSL's functions are not reachable from Python here")
     lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
     lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
     lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
