@@ -141,8 +141,15 @@ class Supervision:
         return min(self._watchdog / 3, 2.0) if self._watchdog else 2.0
 
     async def run(self) -> None:
+        # systemd may arm the watchdog before READY=1: while the first collection runs
+        # (bounded by TimeoutStartSec=), a loop that still turns is all there is to vouch for.
+        waited = 0.0
         while not self._started():
             await self._sleep(0.05)
+            waited += 0.05
+            if self._watchdog is not None and waited >= self.tick:
+                waited = 0.0
+                self._notifier.watchdog()
         status = self._summary()
         self._notifier.ready(status)
         seen = self._progress()
