@@ -57,7 +57,7 @@ class DrainState:
 
     def describe(self, now: float) -> str:
         """One line: 'drained 5m ago (since 2026-11-30 11:02:06 UTC) by alice: kernel upgrade'."""
-        return (f"drained {_age(now - self.since)} ago (since {_stamp(self.since)}) by "
+        return (f"drained {age(now - self.since)} ago (since {_stamp(self.since)}) by "
                 f"{self.by}: {self.reason}")
 
 
@@ -71,7 +71,8 @@ def clean(text: str) -> str:
     return text[:MAX_REASON]
 
 
-def _age(seconds: float) -> str:
+def age(seconds: float) -> str:
+    """A duration as an operator reads it at a glance: 45s, 12m, 3h, 2d."""
     seconds = max(seconds, 0.0)
     if seconds < 120:
         return f"{seconds:.0f}s"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mongooseim_agent.drain import DrainState
+from mongooseim_agent.drain import DrainState, age
 
 PRESENCE_FILE = "agent.json"
 # The daemon's heartbeat period; a file older than STALE_AFTER means no agent is running.
@@ -130,14 +130,3 @@ def describe_absence(state_dir: Path, presence: Presence | None, now: float) -> 
         f"no running agent seen using state_dir {state_dir} (pid {presence.pid} last "
         f"reported {age(now - presence.heartbeat)} ago)"
     )
-
-
-def age(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"

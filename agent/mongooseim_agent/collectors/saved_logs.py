@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mongooseim_agent import presence
+from mongooseim_agent import drain, presence
 from mongooseim_agent.collectors.logs import METRICS, configured_patterns, pattern_checks
 from mongooseim_agent.config import LogsSection
 from mongooseim_agent.logwatch.state import Counters, StateError, StateStore, WatchState
@@ -94,7 +94,7 @@ class SavedLogsCollector:
         else:
             counters = saved.state.counters
             summary = (f"{len(saved.state.follower.files)} log files followed by {by}; "
-                       f"counts saved {presence.age(now - saved.state.saved_at)} ago")
+                       f"counts saved {drain.age(now - saved.state.saved_at)} ago")
         watch = Check("log_watch", Status.OK, summary)
         return (watch, *pattern_checks(self._patterns, counters.matches, counters.last_match,
                                        now, self._settings.match_window))
@@ -115,4 +115,4 @@ class SavedLogsCollector:
         absence = (saved.agent_error if saved.agent_error is not None
                    else presence.describe_absence(self._state_dir, saved.agent, now))
         return (f"log counts at {path} are stale (saved "
-                f"{presence.age(now - saved.state.saved_at)} ago): {absence}")
+                f"{drain.age(now - saved.state.saved_at)} ago): {absence}")
