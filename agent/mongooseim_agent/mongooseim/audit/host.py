@@ -13,7 +13,7 @@ import os
 import pwd
 import stat
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -268,14 +268,22 @@ def load_unit(files: HostFiles, unit: str) -> UnitConfig:
     return UnitConfig(unit, path, masked, tuple(assignments), tuple(problems))
 
 
-def default_nofile(files: HostFiles) -> tuple[systemd.RLimit, str, list[str]]:
-    problems: list[str] = []
+def _listed(
+    files: HostFiles, directories: Iterable[str], problems: list[str]
+) -> list[tuple[str, str]]:
+    """(directory, name) of every entry in `directories`; an unreadable one becomes a problem."""
     found: list[tuple[str, str]] = []
-    for directory in systemd.MANAGER_DROPIN_DIRS:
+    for directory in directories:
         try:
             found.extend((directory, name) for name in files.listdir(directory))
         except Unreadable as exc:
             problems.append(str(exc))
+    return found
+
+
+def default_nofile(files: HostFiles) -> tuple[systemd.RLimit, str, list[str]]:
+    problems: list[str] = []
+    found = _listed(files, systemd.MANAGER_DROPIN_DIRS, problems)
     assignments: list[systemd.Assignment] = []
     for source in [systemd.MANAGER_CONF, *systemd.order_dropins(found)]:
         try:
@@ -393,12 +401,7 @@ def find_unit(files: HostFiles, candidates: tuple[str, ...]) -> str | None:
 
 def sysctl_files(files: HostFiles) -> tuple[dict[str, sysctl.SysctlValue], list[str]]:
     problems: list[str] = []
-    found: list[tuple[str, str]] = []
-    for directory in sysctl.SYSCTL_DIRS:
-        try:
-            found.extend((directory, name) for name in files.listdir(directory))
-        except Unreadable as exc:
-            problems.append(str(exc))
+    found = _listed(files, sysctl.SYSCTL_DIRS, problems)
     values: list[sysctl.SysctlValue] = []
     for source in [*systemd.order_dropins(found), sysctl.SYSCTL_CONF]:
         try:
